@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ipfs-xfer",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ipfs-xfer", targets: ["ipfs-xfer"]),
+        .library(name: "XferCore", targets: ["XferCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]
+        ),
+        .systemLibrary(
+            name: "CArchive",
+            pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"]), .brew(["libarchive"])]
+        ),
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        .target(name: "CForkReader"),
+        .target(
+            name: "CurlTransfer",
+            dependencies: ["CCurl", "CCurlShim"]
+        ),
+        .target(
+            name: "XferCore",
+            dependencies: [
+                "CurlTransfer",
+                "CArchive",
+                "CForkReader",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "ipfs-xfer",
+            dependencies: [
+                "XferCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "XferCoreTests",
+            dependencies: ["XferCore", "CurlTransfer"]
+        ),
+    ]
+)

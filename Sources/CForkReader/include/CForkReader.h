@@ -1,0 +1,26 @@
+#ifndef CFORKREADER_H
+#define CFORKREADER_H
+
+#include <sys/types.h>
+
+/// Exit statuses of a reader child, so the parent can tell a missing file from an I/O error.
+enum {
+    XFER_READER_OK = 0,
+    XFER_READER_NOT_FOUND = 3,
+    XFER_READER_OPEN_FAILED = 4,
+    XFER_READER_SEEK_FAILED = 5,
+    XFER_READER_READ_FAILED = 6,
+    XFER_READER_NOT_A_FILE = 7,
+};
+
+/// Forks a child that opens `path`, seeks to `offset` and copies the file into a pipe.
+///
+/// A read from a FUSE mount can block in the kernel in a way no signal ends. Doing the open and
+/// every read in a child means the parent can always give up on it and exit on time: the child is
+/// the one left waiting. The child does nothing but system calls (it is forked from a
+/// multithreaded process), closes every other descriptor, and dies with its parent.
+///
+/// Returns the child's pid and stores the pipe's read end in `*read_fd`, or returns -1 with errno.
+pid_t xfer_fork_reader(const char *path, off_t offset, int *read_fd);
+
+#endif

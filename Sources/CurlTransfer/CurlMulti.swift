@@ -1,0 +1,223 @@
+import CCurl
+import CCurlShim
+import Glibc
+import Synchronization
+
+/// Runs any number of libcurl transfers at once on one dedicated thread, behind `async` calls.
+///
+/// Every easy handle lives and dies on the loop thread; callers only hand over a request and a
+/// receiver and await the result. `curl_multi_wakeup` is the one libcurl call made from other
+/// threads, and libcurl documents it as safe for that.
+public final class CurlMulti: Sendable {
+    /// The process-wide instance; its thread starts on first use and lives as long as the process.
+    public static let shared = CurlMulti()
+
+    /// libcurl's multi handle. Touched only by the loop thread, except `curl_multi_wakeup`.
+    nonisolated(unsafe) private let multi: UnsafeMutableRawPointer
+    /// Work handed to the loop thread.
+    private let inbox = Mutex<[Command]>([])
+
+    private enum Command: Sendable {
+        case start(ActiveTransfer)
+        case cancel(ActiveTransfer)
+    }
+
+    private init() {
+        curl_global_init(ccurl_global_default())
+        guard let multi = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
+        self.multi = multi
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { box in
+            Unmanaged<CurlMulti>.fromOpaque(box!).takeRetainedValue().runLoop()
+            return nil
+        }, box)
+        precondition(started == 0, "could not start the transfer thread: \(started)")
+        pthread_detach(thread)
+    }
+
+    /// Runs one transfer to its end, feeding the body to `receiver`.
+    ///
+    /// Cancelling the calling task aborts the transfer promptly and throws ``TransferError/cancelled``.
+    public func perform(_ request: TransferRequest, into receiver: any TransferReceiver) async throws -> TransferResponse {
+        let transfer = ActiveTransfer(request: request, receiver: receiver)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                transfer.continuation = continuation
+                send(.start(transfer))
+            }
+        } onCancel: {
+            transfer.cancelRequested.store(true, ordering: .relaxed)
+            send(.cancel(transfer))
+        }
+    }
+
+    private func send(_ command: Command) {
+        inbox.withLock { $0.append(command) }
+        curl_multi_wakeup(multi)
+    }
+
+    /// The loop thread: start and cancel what was asked, drive libcurl, finish what is done.
+    private func runLoop() {
+        var active: [ObjectIdentifier: ActiveTransfer] = [:]
+        while true {
+            for command in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
+                switch command {
+                case .start(let transfer):
+                    if transfer.cancelRequested.load(ordering: .relaxed) {
+                        transfer.complete(.failure(TransferError.cancelled))
+                    } else if let easy = transfer.makeHandle() {
+                        active[ObjectIdentifier(transfer)] = transfer
+                        curl_multi_add_handle(multi, easy)
+                    }
+                case .cancel(let transfer):
+                    if let running = active.removeValue(forKey: ObjectIdentifier(transfer)) {
+                        curl_multi_remove_handle(multi, running.easy)
+                        running.complete(.failure(TransferError.cancelled))
+                    }
+                }
+            }
+            var running: Int32 = 0
+            curl_multi_perform(multi, &running)
+            var queued: Int32 = 0
+            while let message = curl_multi_info_read(multi, &queued) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+                var privatePointer: UnsafeMutableRawPointer?
+                _ = ccurl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privatePointer)
+                let transfer = Unmanaged<ActiveTransfer>.fromOpaque(privatePointer!).takeUnretainedValue()
+                let code = message.pointee.data.result
+                active.removeValue(forKey: ObjectIdentifier(transfer))
+                curl_multi_remove_handle(multi, easy)
+                transfer.finish(code: code)
+            }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+    }
+}
+
+/// One transfer's state, owned by the loop thread once started.
+private final class ActiveTransfer: @unchecked Sendable {
+    let request: TransferRequest
+    let receiver: any TransferReceiver
+    /// Set by the caller's task on cancellation; read by the loop thread.
+    let cancelRequested = Atomic<Bool>(false)
+    /// Set before the transfer is handed over; resumed exactly once, on the loop thread.
+    var continuation: CheckedContinuation<TransferResponse, any Error>?
+    private(set) var easy: UnsafeMutableRawPointer?
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    private var began = false
+    private var bytesReceived: Int64 = 0
+    private var receiverError: (any Error)?
+
+    init(request: TransferRequest, receiver: any TransferReceiver) {
+        self.request = request
+        self.receiver = receiver
+    }
+
+    private var isHTTP: Bool {
+        request.url.hasPrefix("http://") || request.url.hasPrefix("https://")
+    }
+
+    /// Creates and configures the easy handle, or completes with an error when libcurl cannot.
+    func makeHandle() -> UnsafeMutableRawPointer? {
+        guard let easy = curl_easy_init() else {
+            complete(.failure(TransferError.curl(code: -1, message: "curl_easy_init failed")))
+            return nil
+        }
+        self.easy = easy
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url)
+        _ = ccurl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, me)
+        _ = ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
+        _ = ccurl_easy_setopt_write_function(easy) { data, size, count, userData in
+            let transfer = Unmanaged<ActiveTransfer>.fromOpaque(userData!).takeUnretainedValue()
+            return transfer.write(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
+        }
+        errorBuffer.withUnsafeMutableBufferPointer { buffer in
+            _ = ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, buffer.baseAddress)
+        }
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_FAILONERROR, 1)
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 1)
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 10)
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 512 * 1024)
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(request.connectTimeout * 1000)))
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
+        _ = ccurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(request.stallTimeout.rounded(.up))))
+        if request.resumeFrom > 0 {
+            _ = ccurl_easy_setopt_off_t(easy, CURLOPT_RESUME_FROM_LARGE, curl_off_t(request.resumeFrom))
+        }
+        if let userAgent = request.userAgent {
+            _ = ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, userAgent)
+        }
+        for header in request.headers {
+            headerList = curl_slist_append(headerList, header)
+        }
+        if let headerList {
+            _ = ccurl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, headerList)
+        }
+        return easy
+    }
+
+    /// The write callback: check the head once, then pass the bytes on. False aborts the transfer.
+    private func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        do {
+            if !began { try begin() }
+            try receiver.receive(chunk)
+            bytesReceived += Int64(chunk.count)
+            return true
+        } catch {
+            receiverError = error
+            return false
+        }
+    }
+
+    private func begin() throws {
+        began = true
+        let status = responseCode()
+        if isHTTP && !(200..<300).contains(status) {
+            throw TransferError.status(status)
+        }
+        var length: curl_off_t = -1
+        _ = ccurl_easy_getinfo_off_t(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
+        try receiver.begin(TransferHead(status: status, contentLength: length >= 0 ? Int64(length) : nil))
+    }
+
+    private func responseCode() -> Int {
+        var status = 0
+        _ = ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        return status
+    }
+
+    /// Completes the transfer from libcurl's result code.
+    func finish(code: CURLcode) {
+        if let receiverError {
+            complete(.failure(receiverError))
+            return
+        }
+        guard code == CURLE_OK else {
+            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            complete(.failure(TransferError.from(
+                code: code, message: message, status: responseCode(), stallTimeout: request.stallTimeout)))
+            return
+        }
+        do {
+            if !began { try begin() }
+            complete(.success(TransferResponse(status: responseCode(), bytesReceived: bytesReceived)))
+        } catch {
+            complete(.failure(error))
+        }
+    }
+
+    /// Resumes the caller once and frees the libcurl resources.
+    func complete(_ result: Result<TransferResponse, any Error>) {
+        if let easy { curl_easy_cleanup(easy) }
+        easy = nil
+        curl_slist_free_all(headerList)
+        headerList = nil
+        continuation?.resume(with: result)
+        continuation = nil
+    }
+}

@@ -1,0 +1,48 @@
+/// The commented example printed by `ipfs-xfer config --example` and shipped as
+/// `contrib/ipfs-xfer.conf` (a test keeps the two identical).
+public enum ExampleConfig {
+    public static let text = """
+    # /etc/ipfs-xfer.conf: ipfs-xfer, pacman's downloader over IPFS.
+    #
+    # pacman.conf:
+    #   XferCommand = /usr/bin/ipfs-xfer %u %o
+    # or, with another config file:
+    #   XferCommand = /usr/bin/ipfs-xfer --config /path/to/ipfs-xfer.conf %u %o
+    #
+    # Durations take s, ms or m (1.5s, 250ms); a bare number is seconds.
+
+    [options]
+    # The IPFS path of the mirror: /ipfs/<cid> or /ipns/<name>. Files are looked up at
+    # <MirrorRoot>/<Layout>/<file>. Without it, ipfs-xfer only uses the HTTP mirrors.
+    #MirrorRoot = /ipns/k51qzi5uqu5dlj2qkibv67ep4sdsa73fuyyf1ywbq7mh6vv5t4lrrc3c0v5kav
+
+    # Trusted local kubo path gateways (repeatable). Use 127.0.0.1, not localhost, which
+    # kubo answers as a subdomain gateway.
+    #Gateway = http://127.0.0.1:8080
+
+    # Where kubo mounts /ipfs (ipfs daemon --mount). Reads are done by a child process,
+    # so a hung mount cannot stall pacman.
+    #MountPoint = /ipfs
+
+    # pacman mirrorlists whose Server lines are the HTTP fallback (repeatable).
+    #Include = /etc/pacman.d/mirrorlist
+
+    # State shared by all calls: which sources are down, and the transfer log. pacman 7
+    # runs ipfs-xfer as its DownloadUser (alpm), so that user must be able to write here.
+    #StateDir = /var/lib/ipfs-xfer
+
+    # How long IPFS may go without delivering a byte before the HTTP mirrors start too.
+    #HedgeDelay = 1s
+
+    # How long connecting may take, and how long a source may send nothing at all.
+    #ConnectTimeout = 10s
+    #StallTimeout = 10s
+
+    # Where repo files sit below the mirror root and below mirror URLs ($repo, $arch).
+    #Layout = $repo/os/$arch
+
+    # pacman's config, read for DBPath: packages are verified against its sync dbs.
+    #PacmanConfig = /etc/pacman.conf
+
+    """
+}

@@ -1,0 +1,143 @@
+/// The settings of `/etc/ipfs-xfer.conf`, validated.
+///
+/// Everything has a default, so a missing default file gives a working HTTP-only fetcher with
+/// pacman's mirrorlist as fallback. Unknown keys and bad values are errors that name the line.
+public struct XferConfig: Sendable {
+    /// Where the config is read from when `--config` is not given.
+    public static let defaultPath = "/etc/ipfs-xfer.conf"
+
+    /// The IPFS path the mirror is published under; nil means IPFS is not used.
+    public var mirrorRoot: MirrorRoot?
+    /// Trusted local path gateways (kubo), base URLs without a trailing slash.
+    public var gateways: [String] = ["http://127.0.0.1:8080"]
+    /// Where kubo mounts /ipfs (`<MountPoint>/<cid>/…`); nil when no mount is used.
+    public var mountPoint: String?
+    /// pacman mirrorlists whose `Server` lines are the HTTP fallback, in order.
+    public var mirrorlists: [String] = ["/etc/pacman.d/mirrorlist"]
+    /// Where state shared between calls lives (source health, transfer log).
+    public var stateDir = "/var/lib/ipfs-xfer"
+    /// How long IPFS may go without delivering a byte before the HTTP mirrors are started too.
+    public var hedgeDelay: Double = 1
+    /// How long connecting to any source may take.
+    public var connectTimeout: Double = 10
+    /// How long any source may go without delivering a byte before it is abandoned.
+    public var stallTimeout: Double = 10
+    /// Where files sit below the mirror root and below each mirror URL.
+    public var layout = Layout.arch
+    /// pacman's configuration, read for DBPath (to verify packages against the sync dbs).
+    public var pacmanConfig = "/etc/pacman.conf"
+
+    /// The built-in defaults.
+    public init() {}
+
+    /// The keys of `[options]`, in the order the example documents them.
+    static let knownKeys = [
+        "MirrorRoot", "Gateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
+        "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig",
+    ]
+
+    /// Validates a parsed file; the first problem is thrown.
+    public init(file: IniFile) throws(ConfigError) {
+        var gateways: [String] = []
+        var mirrorlists: [String] = []
+        for entry in file.entries {
+            func fail(_ message: String) -> ConfigError {
+                ConfigError(path: file.path, line: entry.line, message: message)
+            }
+            guard entry.section == "options" else {
+                throw fail("unknown section [\(entry.section)] (only [options] is read)")
+            }
+            guard Self.knownKeys.contains(entry.key) else {
+                throw fail("unknown key '\(entry.key)' (known: \(Self.knownKeys.joined(separator: ", ")))")
+            }
+            guard !entry.value.isEmpty else { throw fail("\(entry.key) needs a value") }
+            let value = entry.value
+            switch entry.key {
+            case "MirrorRoot":
+                do throws(MirrorRoot.ParseError) {
+                    mirrorRoot = try MirrorRoot(parsing: value)
+                } catch {
+                    throw fail("MirrorRoot: \(error)")
+                }
+            case "Gateway":
+                guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
+                    throw fail("Gateway must be an http:// or https:// URL, not '\(value)'")
+                }
+                gateways.append(value.trimmingSuffix("/"))
+            case "MountPoint":
+                guard value.hasPrefix("/") else { throw fail("MountPoint must be an absolute path, not '\(value)'") }
+                mountPoint = value.count > 1 ? value.trimmingSuffix("/") : value
+            case "Include":
+                guard value.hasPrefix("/") else { throw fail("Include must be an absolute path, not '\(value)'") }
+                guard FileSystem.exists(value) else { throw fail("Include: \(value) does not exist") }
+                mirrorlists.append(value)
+            case "StateDir":
+                guard value.hasPrefix("/") else { throw fail("StateDir must be an absolute path, not '\(value)'") }
+                stateDir = value
+            case "HedgeDelay", "ConnectTimeout", "StallTimeout":
+                guard let seconds = Self.parseDuration(value), seconds >= 0 else {
+                    throw fail("\(entry.key) must be a duration such as 1.5s or 250ms, not '\(value)'")
+                }
+                if entry.key == "HedgeDelay" { hedgeDelay = seconds }
+                if entry.key == "ConnectTimeout" { connectTimeout = max(seconds, 0.001) }
+                if entry.key == "StallTimeout" { stallTimeout = max(seconds, 1) }
+            case "Layout":
+                do throws(Layout.ParseError) {
+                    layout = try Layout(parsing: value)
+                } catch {
+                    throw fail("Layout: \(error)")
+                }
+            case "PacmanConfig":
+                guard value.hasPrefix("/") else { throw fail("PacmanConfig must be an absolute path, not '\(value)'") }
+                pacmanConfig = value
+            default:
+                throw fail("unhandled key '\(entry.key)'")
+            }
+        }
+        if !gateways.isEmpty { self.gateways = gateways }
+        if !mirrorlists.isEmpty { self.mirrorlists = mirrorlists }
+    }
+
+    /// Loads the config: `path` when given (it must exist), else the default file when present.
+    public static func load(path: String?) throws(ConfigError) -> XferConfig {
+        if let path { return try XferConfig(file: IniFile(contentsOf: path)) }
+        guard FileSystem.exists(defaultPath) else { return XferConfig() }
+        return try XferConfig(file: IniFile(contentsOf: defaultPath))
+    }
+
+    /// Parses `1.5`, `1.5s`, `250ms` or `2m` into seconds.
+    static func parseDuration(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            return Double(text.dropLast(suffix.count).trimmingBlanks()).map { $0 * scale }
+        }
+        return Double(text)
+    }
+}
+
+extension String {
+    /// The string without any trailing copies of `suffix`.
+    func trimmingSuffix(_ suffix: String) -> String {
+        var result = self
+        while result.hasSuffix(suffix) && result.count > suffix.count { result.removeLast(suffix.count) }
+        return result
+    }
+}
+
+extension XferConfig {
+    /// The settings in effect, in config-file form.
+    public var summary: String {
+        var lines = ["[options]"]
+        lines.append("MirrorRoot = \(mirrorRoot?.description ?? "(none: HTTP mirrors only)")")
+        lines += gateways.map { "Gateway = \($0)" }
+        lines.append("MountPoint = \(mountPoint ?? "(none)")")
+        lines += mirrorlists.map { "Include = \($0)" }
+        lines.append("StateDir = \(stateDir)")
+        lines.append("HedgeDelay = \(hedgeDelay)s")
+        lines.append("ConnectTimeout = \(connectTimeout)s")
+        lines.append("StallTimeout = \(stallTimeout)s")
+        lines.append("Layout = \(layout)")
+        lines.append("PacmanConfig = \(pacmanConfig)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,168 @@
+import CurlTransfer
+@preconcurrency import Glibc
+
+/// pacman's XferCommand job: fetch `%u` into `%o` from the fastest source that gives verified bytes.
+///
+/// IPFS sources (local gateways, the mount) start at once; the HTTP mirrors (`%u` first, then the
+/// rest of the mirrorlist) join when IPFS has failed or gone ``XferConfig/hedgeDelay`` without a
+/// byte. `%o` appears only when a file is complete and verified; on failure there is none.
+public struct FetchJob: Sendable {
+    /// What the job reports when it succeeds.
+    public struct Outcome: Sendable, Equatable {
+        public var kind: SourceKind
+        public var source: String
+        public var bytes: Int64
+        public var seconds: Double
+        public var resumedFrom: Int64
+    }
+
+    public let url: String
+    public let output: String
+    public let config: XferConfig
+    /// The User-Agent for HTTP requests; pacman exports its own as `HTTP_USER_AGENT`.
+    public let userAgent: String?
+    /// Whether to draw the progress line (stderr is a terminal).
+    public let showsProgress: Bool
+    /// Where warnings go (one line each).
+    public let warn: @Sendable (String) -> Void
+
+    public init(
+        url: String, output: String, config: XferConfig, userAgent: String?, showsProgress: Bool,
+        warn: @escaping @Sendable (String) -> Void
+    ) {
+        self.url = url
+        self.output = output
+        self.config = config
+        self.userAgent = userAgent
+        self.showsProgress = showsProgress
+        self.warn = warn
+    }
+
+    /// Runs the job; throws a ``FetchError`` or ``URLMapper/MappingError`` with a one-line reason.
+    public func run() async throws -> Outcome {
+        let directory = FileSystem.directoryName(output)
+        guard access(directory, W_OK) == 0 else {
+            throw FetchError.outputNotWritable(directory: directory, user: Self.currentUser())
+        }
+        let mapping = try URLMapper(mirrorlist: Mirrorlist(files: config.mirrorlists), layout: config.layout).map(url)
+        let fileName = FileSystem.baseName(url)
+        let expectation = expectation(for: mapping.file)
+        let state = openState()
+        let now = Int64(time(nil))
+        let health = state?.loadHealth() ?? SourceHealth()
+        let plan = SourcePlan(mapping: mapping, config: config, userAgent: userAgent)
+        let (ipfs, chain) = plan.ordered(health: health, now: now)
+
+        let workspace = Workspace(output: output)
+        workspace.preparePrefix(resumable: expectation.isResumable, limit: expectation.knownSize)
+        defer { workspace.removeTemporaryFiles() }
+
+        let board = showsProgress ? ProgressBoard() : nil
+        let line = ProgressLine(fileName: fileName, total: expectation.knownSize)
+        let drawing = board.map { board in Task { await line.run(board: board) } }
+        let race = FetchRace(
+            ipfs: ipfs, chain: chain, expectation: expectation, workspace: workspace,
+            timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
+            hedgeDelay: config.hedgeDelay, board: board)
+        let result = await race.run()
+        drawing?.cancel()
+        await drawing?.value
+
+        let changes = Self.healthChanges(result, hedgeDelay: config.hedgeDelay)
+        do {
+            try state?.updateHealth(changes, now: now)
+        } catch {
+            warn("cannot update source health in \(config.stateDir): \(error)")
+        }
+        guard let winner = result.winner else {
+            if showsProgress { line.clear() }
+            let reasons = result.failures.filter { !$0.wasCancelled }.map { "\($0.source.label): \($0.error)" }
+            throw FetchError.allSourcesFailed(
+                file: fileName, reasons: reasons.isEmpty ? ["no source is configured for it"] : reasons)
+        }
+        do {
+            try workspace.promote(winner.file.path)
+        } catch {
+            throw FetchError.system(error)
+        }
+        let outcome = Outcome(
+            kind: winner.source.kind, source: winner.source.label, bytes: winner.file.size,
+            seconds: winner.seconds, resumedFrom: winner.file.resumedFrom)
+        if showsProgress { line.finish(bytes: outcome.bytes, seconds: outcome.seconds, source: outcome.source) }
+        do {
+            try state?.log(TransferLogEntry(
+                time: now, file: fileName, bytes: outcome.bytes - outcome.resumedFrom, seconds: outcome.seconds,
+                kind: outcome.kind, source: outcome.source))
+        } catch {
+            warn("cannot write the transfer log in \(config.stateDir): \(error)")
+        }
+        return outcome
+    }
+
+    /// What the file must be: packages are checked against the sync db pacman already has.
+    func expectation(for file: RepoFile?) -> Expectation {
+        guard let file else { return .complete }
+        switch file.kind {
+        case .database: return .database
+        case .signature: return .signature
+        case .other: return .complete
+        case .package:
+            let directory = FileSystem.directoryName(output)
+            let candidates = [
+                "\(directory)/\(file.repo).db",
+                PacmanConfig(path: config.pacmanConfig).syncDatabase(repo: file.repo),
+            ]
+            for path in candidates where FileSystem.exists(path) {
+                if let record = try? SyncDatabase(path: path).record(forFile: file.fileName) {
+                    return .exact(record)
+                }
+            }
+            return .complete
+        }
+    }
+
+    /// Opens StateDir, or says once why it cannot and carries on without it.
+    private func openState() -> StateDirectory? {
+        do {
+            return try StateDirectory(path: config.stateDir)
+        } catch {
+            warn("StateDir \(config.stateDir) is not writable by \(Self.currentUser()) (\(error)); "
+                + "sources that are down will be retried on every call")
+            return nil
+        }
+    }
+
+    /// What the race says about each source's health.
+    static func healthChanges(_ result: FetchRace.Result, hedgeDelay: Double) -> [HealthChange] {
+        var changes: [HealthChange] = []
+        for failure in result.failures {
+            if failure.wasCancelled {
+                // Lost the race without a byte after the hedge delay: too slow to start.
+                if failure.bytes == 0 && failure.seconds >= hedgeDelay { changes.append(.failed(failure.source.healthKey)) }
+            } else if Self.isSourceFailure(failure) {
+                changes.append(.failed(failure.source.healthKey))
+            }
+        }
+        if let winner = result.winner { changes.append(.succeeded(winner.source.healthKey)) }
+        return changes
+    }
+
+    private static func isSourceFailure(_ failure: FetchRace.Failure) -> Bool {
+        switch failure.error {
+        case let error as TransferError: error.isSourceFailure
+        case is VerificationError: failure.source.kind.isIPFS  // a trusted source sent bad bytes
+        case let error as MountSource.MountError:
+            if case .readFailed = error { true } else { false }
+        default: false
+        }
+    }
+
+    /// The user name (or uid) this process runs as, for messages.
+    static func currentUser() -> String {
+        let uid = getuid()
+        if let entry = getpwuid(uid), let name = entry.pointee.pw_name {
+            return "\(String(cString: name)) (uid \(uid))"
+        }
+        return "uid \(uid)"
+    }
+}

@@ -1,0 +1,44 @@
+/// The sources that can serve one mapped URL, in the order the race uses them.
+struct SourcePlan: Sendable {
+    /// IPFS sources: the configured gateways and the mount.
+    let ipfs: [any Source]
+    /// HTTP mirrors: the requested URL, then the mirrorlist's other servers.
+    let mirrors: [any Source]
+
+    init(mapping: URLMapper.Mapping, config: XferConfig, userAgent: String?) {
+        var ipfs: [any Source] = []
+        if let root = config.mirrorRoot, let file = mapping.file {
+            let relative = config.layout.expand(repo: file.repo, arch: file.arch) + [file.fileName]
+            let path = root.path(appending: relative.map(PercentEncoding.encodeSegment))
+            for gateway in config.gateways {
+                ipfs.append(HTTPSource(kind: .gateway, url: gateway + path, base: gateway, userAgent: userAgent))
+            }
+            if let mountPoint = config.mountPoint {
+                ipfs.append(MountSource(path: Self.mountPath(root: root, mountPoint: mountPoint, relative: relative),
+                                        mountPoint: mountPoint))
+            }
+        }
+        self.ipfs = ipfs
+        self.mirrors = mapping.mirrorURLs.map { url in
+            HTTPSource(kind: .mirror, url: url, base: HTTPSource.origin(of: url), userAgent: userAgent)
+        }
+    }
+
+    /// Where a file sits under kubo's mounts: `/ipfs/<cid>/…`, or `/ipns/<name>/…` beside it.
+    static func mountPath(root: MirrorRoot, mountPoint: String, relative: [String]) -> String {
+        let base: String
+        switch root.namespace {
+        case .ipfs: base = mountPoint
+        case .ipns: base = (FileSystem.directoryName(mountPoint) == "/" ? "" : FileSystem.directoryName(mountPoint)) + "/ipns"
+        }
+        return ([base, root.name] + root.segments + relative).joined(separator: "/")
+    }
+
+    /// Splits the sources into those raced at once and the chain tried after the hedge: sources
+    /// that are down go to the end of the chain, as a last resort.
+    func ordered(health: SourceHealth, now: Int64) -> (ipfs: [any Source], chain: [any Source]) {
+        let isDown = { (source: any Source) in health.isDown(source.healthKey, now: now) }
+        let chain = mirrors.filter { !isDown($0) } + mirrors.filter(isDown) + ipfs.filter(isDown)
+        return (ipfs.filter { !isDown($0) }, chain)
+    }
+}

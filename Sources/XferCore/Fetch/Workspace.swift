@@ -1,0 +1,80 @@
+import Glibc
+import Synchronization
+
+/// The temporary files of one call, next to `%o`, and the partial download that may be resumed.
+///
+/// Every source writes its own hidden file, `.<name of %o>.xfer-<pid>-<n>`; only a verified one
+/// becomes `%o`. A partial file (an earlier `%o`, or a temporary file left by a killed run) is kept
+/// in a pool of one and handed to the next source that can resume it.
+public final class Workspace: Sendable {
+    public let output: String
+    private let directory: String
+    private let prefixName: String
+    private let counter = Atomic<Int>(0)
+    private let pool = Mutex<(path: String, size: Int64)?>(nil)
+
+    public init(output: String) {
+        self.output = output
+        self.directory = FileSystem.directoryName(output)
+        self.prefixName = ".\(FileSystem.baseName(output)).xfer-"
+    }
+
+    /// A fresh temporary path in the output's directory.
+    public func temporaryPath() -> String {
+        "\(directory)/\(prefixName)\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)"
+    }
+
+    /// Gathers `%o` and files left by killed runs: the largest one below `limit` bytes is kept to
+    /// resume from when `resumable`; everything else is deleted.
+    public func preparePrefix(resumable: Bool, limit: Int64?) {
+        var candidates = FileSystem.listDirectory(directory)
+            .filter { $0.hasPrefix(prefixName) }
+            .map { "\(directory)/\($0)" }
+        if FileSystem.exists(output) {
+            let moved = temporaryPath()
+            if rename(output, moved) == 0 { candidates.append(moved) } else { unlink(output) }
+        }
+        let sized = candidates.compactMap { path in FileSystem.fileSize(path).map { (path, $0) } }
+        let best = sized.filter { resumable && $0.1 > 0 && $0.1 < (limit ?? .max) }.max { $0.1 < $1.1 }
+        for (path, _) in sized where path != best?.0 { unlink(path) }
+        pool.withLock { $0 = best }
+    }
+
+    /// Takes the partial file to resume from, if any.
+    public func takePrefix() -> String? {
+        pool.withLock { pool in
+            defer { pool = nil }
+            return pool?.path
+        }
+    }
+
+    /// Offers a partial file back for the next source; the smaller of two partial files is deleted.
+    public func givePrefix(_ path: String, size: Int64) {
+        let discarded: String? = pool.withLock { pool in
+            guard let current = pool else {
+                pool = (path, size)
+                return nil
+            }
+            if size > current.size {
+                pool = (path, size)
+                return current.path
+            }
+            return path
+        }
+        if let discarded { unlink(discarded) }
+    }
+
+    /// Makes `path` the output, atomically.
+    public func promote(_ path: String) throws(SystemError) {
+        guard rename(path, output) == 0 else { throw SystemError("rename \(path) to \(output)") }
+    }
+
+    /// Deletes this call's temporary files, the pooled prefix included.
+    public func removeTemporaryFiles() {
+        let mine = "\(prefixName)\(getpid())-"
+        for name in FileSystem.listDirectory(directory) where name.hasPrefix(mine) {
+            unlink("\(directory)/\(name)")
+        }
+        pool.withLock { $0 = nil }
+    }
+}

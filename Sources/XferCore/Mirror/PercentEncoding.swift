@@ -1,0 +1,20 @@
+/// Percent-encoding of URL path segments, for names with characters such as spaces.
+enum PercentEncoding {
+    /// Encodes every byte outside RFC 3986's unreserved set and the sub-delimiters pacman names use.
+    static func encodeSegment(_ segment: String) -> String {
+        var result = ""
+        for byte in segment.utf8 {
+            let scalar = Unicode.Scalar(byte)
+            let isAllowed = (byte < 0x80) && (
+                (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9")
+                    || "-._~:@+!$&'()*,;=".unicodeScalars.contains(scalar))
+            if isAllowed {
+                result.unicodeScalars.append(scalar)
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "%" + (byte < 16 ? "0" + hex : hex)
+            }
+        }
+        return result
+    }
+}

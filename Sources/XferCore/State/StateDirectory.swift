@@ -1,0 +1,45 @@
+import Glibc
+
+/// The state shared by all calls (`StateDir`): source health and the transfer log.
+///
+/// pacman 7 runs ipfs-xfer as its `alpm` user and hooks run as root, so the directory must be
+/// writable by both; when it is not, the tool says so once and works without state.
+public struct StateDirectory: Sendable {
+    public let path: String
+
+    private var healthPath: String { path + "/sources" }
+    private var lockPath: String { path + "/sources.lock" }
+    private var logPath: String { path + "/transfers.log" }
+
+    /// Opens the directory, creating it when possible; throws when it is not writable.
+    public init(path: String) throws(SystemError) {
+        self.path = path
+        if !FileSystem.isDirectory(path) { try FileSystem.makeDirectories(path) }
+        guard access(path, W_OK) == 0 else { throw SystemError("write to \(path)") }
+    }
+
+    /// Reads the health records; a missing or unreadable file gives none.
+    public func loadHealth() -> SourceHealth {
+        (try? FileSystem.readText(healthPath)).map(SourceHealth.init(text:)) ?? SourceHealth()
+    }
+
+    /// Merges this call's observations into the health file under an exclusive lock.
+    public func updateHealth(_ changes: [HealthChange], now: Int64) throws(SystemError) {
+        guard !changes.isEmpty else { return }
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
+        guard lock >= 0 else { throw SystemError("open \(lockPath)") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX) == 0 else { throw SystemError("lock \(lockPath)") }
+        var health = loadHealth()
+        health.apply(changes, now: now)
+        try FileSystem.writeAtomically(healthPath, health.text, mode: 0o664)
+    }
+
+    /// Appends one line to the transfer log (a single O_APPEND write, so concurrent calls do not mix).
+    public func log(_ entry: TransferLogEntry) throws(SystemError) {
+        let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o664)
+        guard fd >= 0 else { throw SystemError("open \(logPath)") }
+        defer { close(fd) }
+        try FileSystem.writeAll(fd, Array(entry.line.utf8), path: logPath)
+    }
+}

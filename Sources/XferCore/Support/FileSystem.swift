@@ -1,0 +1,148 @@
+import Glibc
+
+/// An operating-system call that failed, with the path and errno text.
+public struct SystemError: Error, CustomStringConvertible, Equatable {
+    /// What was being done, e.g. `open /var/lib/ipfs-xfer/sources`.
+    public var operation: String
+    /// The errno value.
+    public var code: Int32
+
+    public init(_ operation: String, code: Int32 = errno) {
+        self.operation = operation
+        self.code = code
+    }
+
+    public var description: String {
+        "\(operation): \(String(cString: strerror(code)))"
+    }
+}
+
+/// The few file operations the tool needs, as thin POSIX calls (no Foundation on the hot path).
+public enum FileSystem {
+    /// Reads a whole file as UTF-8 text (invalid sequences are repaired).
+    public static func readText(_ path: String) throws(SystemError) -> String {
+        let bytes = try readBytes(path)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Reads a whole file.
+    public static func readBytes(_ path: String) throws(SystemError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open \(path)") }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read \(path)")
+            }
+            if count == 0 { return result }
+            result.append(contentsOf: buffer[0..<count])
+        }
+    }
+
+    /// Writes `bytes` to `fd` completely.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("write \(path)")
+            }
+            offset += written
+        }
+    }
+
+    /// Writes all of `bytes` to `fd`.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SystemError) {
+        let failure = bytes.withUnsafeBytes { buffer -> Int32? in
+            do throws(SystemError) {
+                try writeAll(fd, buffer, path: path)
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        if let failure { throw SystemError("write \(path)", code: failure) }
+    }
+
+    /// Replaces `path` with `text` atomically: a temporary file in the same directory, then rename.
+    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(SystemError) {
+        let temporary = "\(path).tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemError("create \(temporary)") }
+        do throws(SystemError) {
+            try writeAll(fd, Array(text.utf8), path: temporary)
+            guard fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }
+            close(fd)
+            guard rename(temporary, path) == 0 else { throw SystemError("rename \(temporary)") }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// The size of a regular file, or nil when there is none.
+    public static func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int64(info.st_size)
+    }
+
+    /// True when `path` exists (any type).
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// Creates a directory and its parents; succeeds when it already exists.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        if isDirectory(path) { return }
+        let parent = directoryName(path)
+        if parent != path && !parent.isEmpty { try makeDirectories(parent, mode: mode) }
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw SystemError("mkdir \(path)") }
+    }
+
+    /// True when `path` is a directory.
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The directory part of a path, as `dirname(1)` gives it.
+    public static func directoryName(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        return String(trimmed[..<slash])
+    }
+
+    /// The last component of a path.
+    public static func baseName(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// Removes a file; a missing file is not an error.
+    public static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    /// The names in a directory, without `.` and `..`; empty when it cannot be read.
+    public static func listDirectory(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
