@@ -45,6 +45,11 @@ public struct TransferHead: Sendable, Equatable {
     public var status: Int
     /// The announced body length, when the server gave one (the remainder, for a resumed transfer).
     public var contentLength: Int64?
+
+    public init(status: Int, contentLength: Int64?) {
+        self.status = status
+        self.contentLength = contentLength
+    }
 }
 
 /// Where a transfer's body goes; called on the transfer thread, one call at a time.

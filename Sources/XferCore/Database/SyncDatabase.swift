@@ -74,7 +74,8 @@ public struct SyncDatabase: Sendable {
             guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
                 throw failure("corrupt database")
             }
-            let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            var name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            if name.hasPrefix("./") { name.removeFirst(2) }
             let readText = { () throws -> String in
                 var bytes: [UInt8] = []
                 var buffer = [UInt8](repeating: 0, count: 16 * 1024)

@@ -24,8 +24,13 @@ public struct StateDirectory: Sendable {
     }
 
     /// Merges this call's observations into the health file under an exclusive lock.
+    /// Nothing is written when the changes leave the records as they are (the usual case: a
+    /// healthy source succeeding again).
     public func updateHealth(_ changes: [HealthChange], now: Int64) throws(SystemError) {
-        guard !changes.isEmpty else { return }
+        var preview = loadHealth()
+        let before = preview
+        preview.apply(changes, now: now)
+        guard preview != before else { return }
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
         guard lock >= 0 else { throw SystemError("open \(lockPath)") }
         defer { close(lock) }

@@ -43,7 +43,6 @@ import mimetypes
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -60,9 +59,9 @@ from typing import Any, Callable, Iterable, Iterator
 from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
 from .cid import CID, CIDError
 from .faults import Fault, FaultError, FaultTable, Throttle
+from .procutil import die_with_parent, free_port, harness_env, stop_process, wait_for_file  # noqa: F401 (free_port re-exported)
 from .unixfs import InvalidDAG, Node, NotADirectory, PathNotFound, SymlinkInPath, UnixFS
 
-HARNESS_PARENT = Path(__file__).resolve().parent.parent
 IMMUTABLE_CACHE = "public, max-age=29030400, immutable"
 
 
@@ -434,6 +433,8 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         app = self.app
         length = int(self.headers.get("Content-Length") or 0)
+        if length > 16 << 20:
+            self.close_connection = True  # body left unread: do not reuse the connection
         body = self.rfile.read(length) if 0 < length <= 16 << 20 else b""
         target = self.path
         raw_path, _, query = target.partition("?")
@@ -594,34 +595,7 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------
 # test-side helper
 # ----------------------------------------------------------------------------
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_file(path: Path, proc: subprocess.Popen | None, timeout: float) -> str:
-    """Wait until ``path`` exists and return its content; fail if ``proc`` dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return path.read_text()
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before becoming ready")
-        time.sleep(0.05)
-    raise TimeoutError(f"{path} did not appear within {timeout} s")
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
-    """SIGTERM ``proc``, then SIGKILL if it does not exit within ``timeout``."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send test traffic to a proxy
 
 
 class Gateway:
@@ -642,12 +616,18 @@ class Gateway:
         workdir: str | os.PathLike | None = None,
         port: int = 0,
         plugins: Iterable[str] = (),
+        pythonpath: Iterable[str | os.PathLike] = (),
     ):
-        """Configure (not start) a gateway over the flatfs dir ``blocks``."""
+        """Configure (not start) a gateway over the flatfs dir ``blocks``.
+
+        ``plugins`` are module names loaded with ``--plugin`` (each defines
+        ``register(app)``); ``pythonpath`` adds directories to search for them.
+        """
         self.blocks = Path(blocks)
         self.workdir = Path(workdir) if workdir else Path(os.environ.get("TMPDIR", "/tmp"))
         self.requested_port = port
         self.plugins = list(plugins)
+        self.pythonpath = [str(p) for p in pythonpath]
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self._stderr = None
@@ -675,10 +655,12 @@ class Gateway:
         cmd += ["--port", str(self.requested_port), "--ready-file", str(ready)]
         for plugin in self.plugins:
             cmd += ["--plugin", plugin]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HARNESS_PARENT), env.get("PYTHONPATH")]))
+        env = harness_env()
+        env["PYTHONPATH"] = os.pathsep.join([*self.pythonpath, env["PYTHONPATH"]])
         self._stderr = open(self.workdir / "gateway.stderr", "ab")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._stderr, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=self._stderr, env=env, preexec_fn=die_with_parent
+        )
         try:
             self.port = int(wait_for_file(ready, self.proc, timeout))
         except Exception:
@@ -707,7 +689,7 @@ class Gateway:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with _NO_PROXY.open(req, timeout=10) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             raise ValueError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from None

@@ -30,7 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HARNESS_PARENT = Path(__file__).resolve().parent.parent
+from .procutil import harness_env
 
 
 class KuboError(RuntimeError):
@@ -123,8 +123,7 @@ class KuboRepo:
         """Import several paths in one subprocess; return their CIDs in order."""
         cmd = [sys.executable, "-m", "harness.kubo", "add", "--repo", str(self.path)]
         cmd += [str(Path(p).resolve()) for p in paths]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HARNESS_PARENT), env.get("PYTHONPATH")]))
+        env = harness_env()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         result = None
         for line in reversed(proc.stdout.splitlines()):

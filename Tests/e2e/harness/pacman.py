@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Iterable
 
 
+LOOPBACK_NO_PROXY = "127.0.0.1,localhost,::1"
+
+
 class PacmanSandbox:
     """A pacman configuration rooted in ``tmpdir``.
 
@@ -124,13 +127,15 @@ class PacmanSandbox:
 
         ``user`` runs pacman as another user (via ``runuser``); ``env`` adds
         to (and overrides) the inherited environment; LANG/LC_ALL are C so
-        messages are stable. Raises ``subprocess.TimeoutExpired`` after
+        messages are stable; ``no_proxy`` covers loopback. Raises ``subprocess.TimeoutExpired`` after
         ``timeout`` seconds.
         """
         cmd = self.command(*args)
         if user is not None:
             cmd = ["runuser", "-u", user, "--", *cmd]
         full_env = dict(os.environ, LANG="C", LC_ALL="C")
+        # test servers are on loopback: keep any configured proxy out of the way
+        full_env.update(no_proxy=LOOPBACK_NO_PROXY, NO_PROXY=LOOPBACK_NO_PROXY)
         full_env.update(env or {})
         return subprocess.run(
             cmd, capture_output=True, text=True, env=full_env, timeout=timeout,

@@ -1,0 +1,74 @@
+import Testing
+@testable import XferCore
+
+@Suite struct StateTests {
+    @Test func backoffDoublesAndSuccessClears() {
+        var health = SourceHealth()
+        health.recordFailure("gateway http://127.0.0.1:8080", now: 1000)
+        #expect(health.isDown("gateway http://127.0.0.1:8080", now: 1029))
+        #expect(!health.isDown("gateway http://127.0.0.1:8080", now: 1030))
+        health.recordFailure("gateway http://127.0.0.1:8080", now: 1030)
+        #expect(health.records["gateway http://127.0.0.1:8080"] == .init(failures: 2, downUntil: 1090))
+        for _ in 0..<30 { health.recordFailure("gateway http://127.0.0.1:8080", now: 2000) }
+        #expect(health.records["gateway http://127.0.0.1:8080"]?.downUntil == 2000 + SourceHealth.maximumBackoff)
+        health.recordSuccess("gateway http://127.0.0.1:8080")
+        #expect(health.records.isEmpty)
+    }
+
+    @Test func textRoundTripsAndIgnoresGarbage() {
+        var health = SourceHealth()
+        health.recordFailure("mirror https://a.example", now: 10)
+        health.recordFailure("mount /ipfs", now: 20)
+        #expect(SourceHealth(text: health.text) == health)
+        #expect(SourceHealth(text: "garbage\n\u{0}\u{1}\n12 x y\n40 1 mirror https://b\n").records
+            == ["mirror https://b": .init(failures: 1, downUntil: 40)])
+    }
+
+    @Test func stateDirectoryMergesAndLogs() throws {
+        let directory = try TemporaryDirectory()
+        let state = try StateDirectory(path: directory.path + "/state")
+        try state.updateHealth([.failed("mirror http://a")], now: 100)
+        try state.updateHealth([.failed("mirror http://b")], now: 100)
+        #expect(state.loadHealth().isDown("mirror http://a", now: 101))
+        #expect(state.loadHealth().isDown("mirror http://b", now: 101))
+        try state.updateHealth([.succeeded("mirror http://a")], now: 102)
+        #expect(!state.loadHealth().isDown("mirror http://a", now: 103))
+        let entry = TransferLogEntry(time: 5, file: "core.db", bytes: 1234, seconds: 0.25, kind: .gateway,
+                                     source: "gateway http://127.0.0.1:8080")
+        try state.log(entry)
+        try state.log(entry)
+        let lines = try FileSystem.readText(directory.path + "/state/transfers.log").split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(TransferLogEntry(line: lines[0]) == entry)
+    }
+
+    @Test func aStateDirThatCannotBeWrittenIsAnError() {
+        #expect(throws: SystemError.self) { try StateDirectory(path: "/proc/ipfs-xfer-state") }
+    }
+
+    @Test func workspaceKeepsTheLargestPartialFile() throws {
+        let directory = try TemporaryDirectory()
+        let output = directory.path + "/p.pkg.tar.zst.part"
+        try directory.write("p.pkg.tar.zst.part", [1, 2, 3])
+        try directory.write(".p.pkg.tar.zst.part.xfer-99-1", [1, 2, 3, 4, 5])
+        try directory.write(".p.pkg.tar.zst.part.xfer-99-2", [1])
+        try directory.write("unrelated", [9])
+        let workspace = Workspace(output: output)
+        workspace.preparePrefix(resumable: true, limit: 100)
+        let prefix = try #require(workspace.takePrefix())
+        #expect(try FileSystem.readBytes(prefix) == [1, 2, 3, 4, 5])
+        #expect(!FileSystem.exists(output))
+        #expect(FileSystem.listDirectory(directory.path).sorted() == [FileSystem.baseName(prefix), "unrelated"].sorted())
+        workspace.removeTemporaryFiles()
+        #expect(FileSystem.exists(prefix))  // a killed run's file is only ever taken over, then renamed
+    }
+
+    @Test func workspaceDropsPartialFilesThatCannotBeResumed() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("core.db.part", [1, 2, 3])
+        let workspace = Workspace(output: directory.path + "/core.db.part")
+        workspace.preparePrefix(resumable: false, limit: nil)
+        #expect(workspace.takePrefix() == nil)
+        #expect(FileSystem.listDirectory(directory.path).isEmpty)
+    }
+}

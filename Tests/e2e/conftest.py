@@ -1,0 +1,187 @@
+"""pytest fixtures for the ipfs-xfer end-to-end tests.
+
+Session scope (built once):
+
+* ``mirror`` – :class:`harness.pkgrepo.Manifest` of a small Arch-style mirror
+  (repos ``core`` and ``extra``, packages from 1 KiB to 3 MiB).
+* ``kubo_repo`` – the offline :class:`harness.kubo.KuboRepo` holding it.
+* ``ipfs_mirror`` – :class:`IpfsMirror`: manifest + kubo's root CID of the
+  whole mirror directory.
+* ``gateway_session`` – the running stand-in gateway over ``kubo_repo``.
+* ``hamt_dir`` – a 4100-entry directory kubo shards into a HAMT.
+
+Function scope:
+
+* ``gateway`` – ``gateway_session`` with faults and log cleared before and
+  after the test.
+* ``nginx`` – one nginx mirror named ``"m1"`` serving ``mirror.root``;
+  ``make_nginx({name: root | NginxMirror})`` for custom setups.
+* ``ipfs_mount`` – a started :class:`harness.fusefs.Mount` of the block store.
+* ``make_pacman(mirrorlist=[…], xfercommand=None, **kw)`` – a fresh
+  :class:`harness.pacman.PacmanSandbox` per call.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.fusefs import Mount
+from harness.gateway import Gateway
+from harness.kubo import KuboRepo
+from harness.nginx import Nginx, NginxMirror
+from harness.pacman import PacmanSandbox
+from harness.pkgrepo import Manifest, PackageSpec, make_mirror
+
+MiB = 1 << 20
+
+#: Packages of the session mirror. ``ipx-big`` (3 MiB) and ``ipx-large``
+#: (1.5 MiB) are large enough for stalls and resumed downloads.
+MIRROR_SPEC = {
+    "core": [
+        PackageSpec("ipx-tiny", size=1024),
+        PackageSpec("ipx-small", size=64 * 1024),
+        PackageSpec("ipx-chunk", size=262144),  # payload of exactly one kubo chunk
+        PackageSpec("ipx-epoch", version="1:2.0-3", size=4096),  # ':' in the file name
+        PackageSpec("ipx-large", size=3 * MiB // 2, depends=("ipx-tiny",)),
+    ],
+    "extra": [
+        PackageSpec("ipx-big", size=3 * MiB),
+        PackageSpec("ipx-dep", size=10 * 1024, depends=("ipx-small",)),
+        PackageSpec("ipx-xz", size=200 * 1024, compression="xz"),
+        PackageSpec("ipx-libc++", size=2048),  # '+' in the file name
+    ],
+}
+
+#: Entries of the HAMT test directory: 4100 × (30 + 34) bytes > 262144.
+HAMT_ENTRIES = 4100
+
+
+@dataclass
+class IpfsMirror:
+    """The session mirror as imported into kubo."""
+
+    manifest: Manifest
+    root_cid: str
+    repo: KuboRepo
+
+    def ipfs_path(self, rel: str = "") -> str:
+        """``/ipfs/<root>/<rel>`` for a path relative to the mirror root."""
+        return f"/ipfs/{self.root_cid}/{rel}" if rel else f"/ipfs/{self.root_cid}"
+
+
+@dataclass
+class HamtDir:
+    """A directory big enough for kubo to shard it (names → contents)."""
+
+    path: Path
+    cid: str
+    entries: dict[str, bytes]
+
+
+def hamt_name(i: int) -> str:
+    """Name of entry ``i`` in the HAMT directory (exactly 30 characters)."""
+    return f"entry-{i:024d}"
+
+
+@pytest.fixture(scope="session")
+def e2e_workdir(tmp_path_factory) -> Path:
+    """Session-wide scratch directory."""
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def mirror(e2e_workdir) -> Manifest:
+    """Build the session's Arch-style test mirror."""
+    return make_mirror(e2e_workdir / "mirror", MIRROR_SPEC)
+
+
+@pytest.fixture(scope="session")
+def kubo_repo(e2e_workdir) -> KuboRepo:
+    """The session's offline libkubo repository."""
+    return KuboRepo(e2e_workdir / "kubo")
+
+
+@pytest.fixture(scope="session")
+def ipfs_mirror(mirror, kubo_repo) -> IpfsMirror:
+    """Import the mirror with libkubo; the root CID is kubo's."""
+    return IpfsMirror(mirror, kubo_repo.add(mirror.root), kubo_repo)
+
+
+@pytest.fixture(scope="session")
+def hamt_dir(e2e_workdir, kubo_repo) -> HamtDir:
+    """A 4100-entry directory imported with libkubo (sharded into a HAMT)."""
+    path = e2e_workdir / "hamt"
+    path.mkdir()
+    entries = {}
+    for i in range(HAMT_ENTRIES):
+        name = hamt_name(i)
+        entries[name] = f"entry {i}\n".encode()
+        (path / name).write_bytes(entries[name])
+    return HamtDir(path, kubo_repo.add(path), entries)
+
+
+@pytest.fixture(scope="session")
+def gateway_session(ipfs_mirror, kubo_repo, e2e_workdir):
+    """The stand-in kubo gateway over the session block store."""
+    with Gateway(kubo_repo.blocks, workdir=e2e_workdir / "gateway") as gw:
+        yield gw
+
+
+@pytest.fixture
+def gateway(gateway_session):
+    """The session gateway with a clean fault table and request log."""
+    gateway_session.clear_faults()
+    gateway_session.clear_log()
+    yield gateway_session
+    gateway_session.clear_faults()
+    gateway_session.clear_log()
+
+
+@pytest.fixture
+def make_nginx(tmp_path):
+    """Factory: ``make_nginx({name: root | NginxMirror})`` → started :class:`Nginx`."""
+    started = []
+
+    def factory(mirrors) -> Nginx:
+        ngx = Nginx(tmp_path / f"nginx{len(started)}", mirrors).start()
+        started.append(ngx)
+        return ngx
+
+    yield factory
+    for ngx in started:
+        ngx.stop()
+
+
+@pytest.fixture
+def nginx(make_nginx, mirror) -> Nginx:
+    """nginx with one mirror ``"m1"`` serving the session mirror."""
+    return make_nginx({"m1": NginxMirror(mirror.root)})
+
+
+@pytest.fixture
+def ipfs_mount(kubo_repo, ipfs_mirror, tmp_path):
+    """A stand-in ``/ipfs`` FUSE mount of the session block store."""
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        pytest.skip("FUSE is not available")
+    mount = Mount(kubo_repo.blocks, tmp_path / "ipfs", workdir=tmp_path)
+    mount.start()
+    yield mount
+    mount.stop()
+
+
+@pytest.fixture
+def make_pacman(tmp_path):
+    """Factory for fresh pacman sandboxes: ``make_pacman(mirrorlist=[…], xfercommand=…)``."""
+    count = 0
+
+    def factory(**kwargs) -> PacmanSandbox:
+        nonlocal count
+        count += 1
+        return PacmanSandbox(tmp_path / f"pacman{count}", **kwargs)
+
+    return factory
