@@ -68,7 +68,7 @@ public struct FetchJob: Sendable {
         drawing?.cancel()
         await drawing?.value
 
-        let changes = Self.healthChanges(result, hedgeDelay: config.hedgeDelay)
+        let changes = Self.healthChanges(result)
         do {
             try state?.updateHealth(changes, now: now)
         } catch {
@@ -133,12 +133,16 @@ public struct FetchJob: Sendable {
     }
 
     /// What the race says about each source's health.
-    static func healthChanges(_ result: FetchRace.Result, hedgeDelay: Double) -> [HealthChange] {
+    static func healthChanges(_ result: FetchRace.Result) -> [HealthChange] {
         var changes: [HealthChange] = []
+        let mirrorWon = result.winner?.source.kind == .mirror
         for failure in result.failures {
             if failure.wasCancelled {
-                // Lost the race without a byte after the hedge delay: too slow to start.
-                if failure.bytes == 0 && failure.seconds >= hedgeDelay { changes.append(.failed(failure.source.healthKey)) }
+                // An IPFS source without a byte when a hedged mirror finished was too slow to start
+                // (mirrors only start after the hedge delay passed without IPFS progress).
+                if mirrorWon && failure.bytes == 0 && failure.source.kind.isIPFS {
+                    changes.append(.failed(failure.source.healthKey))
+                }
             } else if Self.isSourceFailure(failure) {
                 changes.append(.failed(failure.source.healthKey))
             }
