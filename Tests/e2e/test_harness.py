@@ -392,11 +392,11 @@ def test_fault_slow(gateway, ipfs_mirror):
     reply = http_get(gateway.ipfs_url(ipfs_mirror.root_cid, info.path), headers={"Range": "bytes=0-599999"})
     elapsed = time.monotonic() - started
     assert reply.status == 206 and reply.body == src[:600000]
-    assert 1.2 < elapsed < 5, elapsed
+    assert 1.2 < elapsed < 10, elapsed
     gateway.clear_faults()
     started = time.monotonic()
     assert http_get(gateway.ipfs_url(ipfs_mirror.root_cid, info.path)).body == src
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 3  # throttled, 3 MiB would take ~8 s
 
 
 def test_fault_validation_and_refused_port(gateway):
@@ -462,6 +462,7 @@ def test_multilevel_file(tmp_path, gateway_session, kubo_repo):
     data = random.Random("deep").randbytes(size)
     path.write_bytes(data)
     cid = kubo_repo.add(path)
+    path.unlink()  # 45 MiB: the blocks are enough
     fs = UnixFS(BlockStore(kubo_repo.blocks))
     root = fs.load(cid)
     assert root.size == size and len(root.pb.links) == 2 and root.unixfs.blocksizes == [MAX_LINKS * CHUNK, 1]

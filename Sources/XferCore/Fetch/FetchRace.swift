@@ -23,7 +23,8 @@ struct FetchRace: Sendable {
     }
 
     private enum Outcome: Sendable {
-        case won(any Source, DownloadFile, Double)
+        /// A verified file, and the chain attempts that failed before it.
+        case won(any Source, DownloadFile, Double, earlier: [Failure])
         /// One IPFS attempt failed.
         case failed([Failure])
         /// The mirror chain ended without a file.
@@ -53,7 +54,8 @@ struct FetchRace: Sendable {
                 for source in chain {
                     if Task.isCancelled { break }
                     switch await attempt(source, progress: TransferProgress()) {
-                    case .won(let source, let file, let seconds): return .won(source, file, seconds)
+                    case .won(let source, let file, let seconds, _):
+                        return .won(source, file, seconds, earlier: failures)
                     case .failed(let more), .chainFailed(let more): failures += more
                     }
                 }
@@ -63,7 +65,8 @@ struct FetchRace: Sendable {
             var ipfsLeft = ipfs.count
             for await outcome in group {
                 switch outcome {
-                case .won(let source, let file, let seconds):
+                case .won(let source, let file, let seconds, let earlier):
+                    result.failures += earlier
                     if result.winner == nil {
                         result.winner = (source, file, seconds)
                         group.cancelAll()
@@ -103,7 +106,7 @@ struct FetchRace: Sendable {
                 try await source.fetch(into: file, timeouts: timeouts)
                 try file.verify()
             }
-            return .won(source, file, Monotonic.seconds(since: start))
+            return .won(source, file, Monotonic.seconds(since: start), earlier: [])
         } catch {
             if expectation.isResumable && !(error is VerificationError) && file.size > 0 {
                 workspace.givePrefix(file.path, size: file.size)

@@ -34,6 +34,7 @@ public struct StateDirectory: Sendable {
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
         guard lock >= 0 else { throw SystemError("open \(lockPath)") }
         defer { close(lock) }
+        Self.shareWithGroup(lock)
         guard flock(lock, LOCK_EX) == 0 else { throw SystemError("lock \(lockPath)") }
         var health = loadHealth()
         health.apply(changes, now: now)
@@ -45,6 +46,14 @@ public struct StateDirectory: Sendable {
         let fd = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o664)
         guard fd >= 0 else { throw SystemError("open \(logPath)") }
         defer { close(fd) }
+        Self.shareWithGroup(fd)
         try FileSystem.writeAll(fd, Array(entry.line.utf8), path: logPath)
+    }
+
+    /// Makes a state file group-writable whatever the umask, so root (hooks) and pacman's
+    /// DownloadUser can both write it in a setgid StateDir (`2775 root:alpm`). Only the file's
+    /// owner can do this; for anyone else it is already done.
+    static func shareWithGroup(_ fd: Int32) {
+        fchmod(fd, 0o664)
     }
 }

@@ -74,6 +74,7 @@ public enum FileSystem {
         let temporary = "\(path).tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create \(temporary)") }
+        fchmod(fd, mode)  // the mode asked for, whatever the umask
         do throws(SystemError) {
             try writeAll(fd, Array(text.utf8), path: temporary)
             guard fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }

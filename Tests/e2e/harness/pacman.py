@@ -49,7 +49,8 @@ class PacmanSandbox:
         expanded by pacman), written as ``Server = …`` lines; every repo
         section includes that file. ``extra_options`` are raw lines added to
         ``[options]``; ``cache_servers`` become ``CacheServer =`` lines in
-        every repo section (pacman 6.1+ only; 6.0.2 rejects them).
+        every repo section (pacman 6.1+ only; 6.0.2 warns "directive 'CacheServer'
+        … not recognized" and ignores them).
         """
         self.dir = Path(tmpdir)
         self.root = self.dir / "root"
@@ -125,7 +126,9 @@ class PacmanSandbox:
     ) -> subprocess.CompletedProcess:
         """Run ``pacman --config … --noconfirm ARGS`` and capture its output.
 
-        ``user`` runs pacman as another user (via ``runuser``); ``env`` adds
+        ``user`` runs pacman as another user (via ``runuser``; the sandbox
+        path must be traversable by that user, which pytest's 0700
+        ``/tmp/pytest-of-root`` is not); ``env`` adds
         to (and overrides) the inherited environment; LANG/LC_ALL are C so
         messages are stable; ``no_proxy`` covers loopback. Raises ``subprocess.TimeoutExpired`` after
         ``timeout`` seconds.
