@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   pkg-config libcurl4-openssl-dev libarchive-dev
   pacman-package-manager makepkg libarchive-tools zstd xz-utils bzip2
-  nginx fuse3 libfuse3-dev curl util-linux passwd procps hyperfine
+  nginx fuse3 libfuse3-dev curl util-linux passwd procps time
 )
 
 missing() {

@@ -1,11 +1,11 @@
-import Crypto
 import CurlTransfer
 import Glibc
 
-/// The file one source downloads into, hashed and size-checked as the bytes arrive.
+/// The file one source downloads into, size-checked as the bytes arrive and hashed alongside.
 ///
 /// It is a hidden temporary file next to `%o`; only a verified one is renamed to `%o`. When
-/// resuming, it starts as an earlier partial file whose bytes are hashed first.
+/// resuming, it starts as an earlier partial file, whose bytes are hashed too. Only packages are
+/// hashed (their SHA-256 is known); the hash runs on its own thread (``FileHasher``).
 public final class DownloadFile: TransferReceiver, @unchecked Sendable {
     /// The temporary path.
     public let path: String
@@ -14,7 +14,7 @@ public final class DownloadFile: TransferReceiver, @unchecked Sendable {
     /// Bytes received from the current source (not counting a resumed prefix).
     public let progress: TransferProgress
     private let fd: Int32
-    private var hasher = SHA256()
+    private var hasher: FileHasher?
     /// Bytes in the file, prefix included.
     public private(set) var size: Int64 = 0
     /// Bytes that were already there when this source started.
@@ -29,38 +29,33 @@ public final class DownloadFile: TransferReceiver, @unchecked Sendable {
             guard rename(prefix, path) == 0 else { throw SystemError("rename \(prefix)") }
             fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC)
             guard fd >= 0 else { throw SystemError("open \(path)") }
-            try hashExistingContent()
+            size = FileSystem.fileSize(path) ?? 0
             resumedFrom = size
         } else {
             fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw SystemError("create \(path)") }
         }
+        try startHashing()
     }
 
     deinit {
+        hasher?.cancel()
         close(fd)
     }
 
-    private func hashExistingContent() throws(SystemError) {
-        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("read \(path)")
-            }
-            if count == 0 { return }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-            size += Int64(count)
-        }
+    private func startHashing() throws(SystemError) {
+        guard case .exact = expectation else { return }
+        hasher = try FileHasher(fd: fd, path: path)
+        hasher?.advance(to: size)
     }
 
     /// Empties the file and the hash, to start over from byte 0.
     public func reset() throws(SystemError) {
+        hasher?.cancel()
         guard ftruncate(fd, 0) == 0 else { throw SystemError("truncate \(path)") }
-        hasher = SHA256()
         size = 0
         resumedFrom = 0
+        try startHashing()
     }
 
     public func begin(_ head: TransferHead) throws {
@@ -74,8 +69,8 @@ public final class DownloadFile: TransferReceiver, @unchecked Sendable {
             throw VerificationError.tooLarge(limit: limit)
         }
         try FileSystem.writeAll(fd, chunk, path: path)
-        hasher.update(bufferPointer: chunk)
         size += Int64(chunk.count)
+        hasher?.advance(to: size)
         progress.add(chunk.count)
     }
 
@@ -84,10 +79,8 @@ public final class DownloadFile: TransferReceiver, @unchecked Sendable {
         switch expectation {
         case .exact(let record):
             guard size == record.size else { throw VerificationError.wrongSize(expected: record.size, actual: size) }
-            let digest = hasher.finalize().map { byte in
-                let hex = String(byte, radix: 16)
-                return byte < 16 ? "0" + hex : hex
-            }.joined()
+            let digest = try hasher?.finish(size: size) ?? ""
+            hasher = nil
             guard digest == record.sha256 else { throw VerificationError.wrongHash(expected: record.sha256, actual: digest) }
         case .signature:
             guard size > 0 else { throw VerificationError.empty }

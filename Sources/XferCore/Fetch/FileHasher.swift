@@ -1,0 +1,90 @@
+import Crypto
+import Dispatch
+import Glibc
+import Synchronization
+
+/// Computes a growing file's SHA-256 on a thread of its own, reading back what was written.
+///
+/// Downloads are written by the transfer thread; hashing them there too would cost a large
+/// file a third of its speed. This thread follows the writer through the page cache instead, so
+/// on two cores the hash is ready a moment after the last byte arrives, in constant memory.
+final class FileHasher: @unchecked Sendable {
+    private let fd: Int32
+    private let path: String
+    private let available = Atomic<Int64>(0)
+    private let ended = Atomic<Bool>(false)
+    private let cancelled = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+    /// Written by the hashing thread before it signals `done`; read only after waiting on it.
+    private var result: Result<String, SystemError> = .failure(SystemError("hash not finished", code: 0))
+
+    /// Starts hashing the file open as `fd` (duplicated; the caller keeps its own).
+    init(fd: Int32, path: String) throws(SystemError) {
+        let own = dup(fd)
+        guard own >= 0 else { throw SystemError("dup \(path)") }
+        self.fd = own
+        self.path = path
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, nil, { context in
+            Unmanaged<FileHasher>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<FileHasher>.fromOpaque(context).release()
+            close(own)
+            throw SystemError("pthread_create", code: status)
+        }
+        pthread_detach(thread)
+    }
+
+    /// Tells the thread the file now has `size` bytes.
+    func advance(to size: Int64) {
+        available.store(size, ordering: .releasing)
+    }
+
+    /// Waits for the hash of the first `size` bytes, the whole file.
+    func finish(size: Int64) throws(SystemError) -> String {
+        advance(to: size)
+        ended.store(true, ordering: .releasing)
+        done.wait()
+        return try result.get()
+    }
+
+    /// Stops the thread without a result (the download was abandoned or restarts).
+    func cancel() {
+        cancelled.store(true, ordering: .releasing)
+    }
+
+    private func run() {
+        defer {
+            close(fd)
+            done.signal()
+        }
+        var hasher = SHA256()
+        var hashed: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while !cancelled.load(ordering: .acquiring) {
+            let target = available.load(ordering: .acquiring)
+            if hashed < target {
+                let want = Int(min(Int64(buffer.count), target - hashed))
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(hashed)) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else {
+                    result = .failure(SystemError("read back \(path)"))
+                    return
+                }
+                buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                hashed += Int64(count)
+            } else if ended.load(ordering: .acquiring) && hashed >= available.load(ordering: .acquiring) {
+                result = .success(hasher.finalize().map { byte in
+                    let hex = String(byte, radix: 16)
+                    return byte < 16 ? "0" + hex : hex
+                }.joined())
+                return
+            } else {
+                usleep(200)  // caught up with the writer
+            }
+        }
+    }
+}

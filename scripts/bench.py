@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Benchmarks of ipfs-xfer's XferCommand path against curl, as ratios (this machine is shared).
+
+  per-call   N calls for a 1 KiB file from nginx: ipfs-xfer (mirror path) vs
+             `curl -L -C - -f -o %o %u`; also a 1 KiB package verified against its sync db.
+  big        A large package (default 500 MiB) from the stand-in kubo gateway and from nginx:
+             ipfs-xfer vs curl, and ipfs-xfer's peak RSS.
+  hang       The gateway hangs before headers: ipfs-xfer's time vs HedgeDelay + curl's time.
+
+Run after `swift build -c release`; the release binary is measured. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "Tests" / "e2e"))
+
+from harness.gateway import Gateway  # noqa: E402
+from harness.kubo import KuboRepo  # noqa: E402
+from harness.nginx import Nginx, NginxMirror  # noqa: E402
+
+BIN = Path(os.environ.get("IPFS_XFER_BIN", REPO / ".build" / "release" / "ipfs-xfer"))
+ENV = dict(os.environ, no_proxy="127.0.0.1", NO_PROXY="127.0.0.1")
+MiB = 1 << 20
+
+
+def run_measured(cmd: list[str], rss: bool = False) -> tuple[float, int]:
+    """Runs a command; returns (seconds, peak RSS in KiB, when asked) and fails when it fails.
+
+    The RSS comes from GNU time: a child forked from this (large) Python process would report
+    Python's own memory as its peak, since Linux keeps the high-water mark across exec.
+    """
+    report = None
+    if rss:
+        report = tempfile.NamedTemporaryFile(prefix="rss-", delete=False)
+        cmd = ["/usr/bin/time", "-f", "%M", "-o", report.name, *cmd]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.decode()}")
+    peak = 0
+    if report is not None:
+        peak = int(Path(report.name).read_text().split()[-1])
+        os.unlink(report.name)
+    return elapsed, peak
+
+
+def make_package_repo(root: Path, name: str, size: int) -> tuple[str, str]:
+    """Writes core/os/x86_64/<name>-1-1-any.pkg.tar.zst (random bytes) and a core.db for it."""
+    directory = root / "core" / "os" / "x86_64"
+    directory.mkdir(parents=True, exist_ok=True)
+    file_name = f"{name}-1-1-any.pkg.tar.zst"
+    rng = random.Random(name)
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(directory / file_name, "wb") as out:
+        left = size
+        while left:
+            block = rng.randbytes(min(left, 4 * MiB))
+            out.write(block)
+            digest.update(block)
+            left -= len(block)
+    entry = root / "dbtree" / f"{name}-1-1"
+    entry.mkdir(parents=True, exist_ok=True)
+    (entry / "desc").write_text(
+        f"%FILENAME%\n{file_name}\n\n%NAME%\n{name}\n\n%CSIZE%\n{size}\n\n%SHA256SUM%\n{digest.hexdigest()}\n\n")
+    subprocess.run(["bsdtar", "-czf", str(directory / "core.db"), "-C", str(root / "dbtree"), "."], check=True)
+    return file_name, f"core/os/x86_64/{file_name}"
+
+
+def write_config(path: Path, state: Path, pacman_conf: Path, mirrorlist: Path, extra: list[str]) -> None:
+    path.write_text("\n".join(["[options]", f"StateDir = {state}", f"PacmanConfig = {pacman_conf}",
+                               f"Include = {mirrorlist}", *extra]) + "\n")
+
+
+def bench_per_call(top: Path, calls: int) -> list[tuple[str, str]]:
+    mirror = top / "percall"
+    (mirror / "core" / "os" / "x86_64").mkdir(parents=True)
+    (mirror / "core" / "os" / "x86_64" / "small.bin").write_bytes(random.Random(1).randbytes(1024))
+    _, package = make_package_repo(mirror, "tiny", 1024)
+    dbpath = top / "percall-db"
+    (dbpath / "sync").mkdir(parents=True)
+    (dbpath / "sync" / "core.db").write_bytes((mirror / "core" / "os" / "x86_64" / "core.db").read_bytes())
+    (top / "percall-pacman.conf").write_text(f"[options]\nDBPath = {dbpath}/\n")
+    out = top / "percall-out"
+    out.mkdir()
+    rows = []
+    with Nginx(top / "nginx-percall", {"m": NginxMirror(mirror)}) as nginx:
+        (top / "percall-mirrorlist").write_text(f"Server = {nginx.url('m')}/$repo/os/$arch\n")
+        conf = top / "percall.conf"
+        write_config(conf, top / "percall-state", top / "percall-pacman.conf", top / "percall-mirrorlist", [])
+        for label, rel in (("1 KiB file", "core/os/x86_64/small.bin"), ("1 KiB package, sha256-verified", package)):
+            url = f"{nginx.url('m')}/{rel}"
+            target = out / "x.part"
+            xfer_total = curl_total = 0.0
+            for i in range(calls):
+                for tool in ((0, 1) if i % 2 == 0 else (1, 0)):
+                    target.unlink(missing_ok=True)
+                    if tool == 0:
+                        xfer_total += run_measured([str(BIN), "--config", str(conf), url, str(target)])[0]
+                    else:
+                        curl_total += run_measured(["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), url])[0]
+            rows.append((f"per call, {label} from nginx, {calls} calls: ipfs-xfer / curl",
+                         f"{xfer_total / curl_total:.2f} ({xfer_total / calls * 1000:.1f} ms vs "
+                         f"{curl_total / calls * 1000:.1f} ms per call)"))
+    return rows
+
+
+def bench_big(top: Path, size_mib: int, repeats: int) -> list[tuple[str, str]]:
+    mirror = top / "big"
+    file_name, rel = make_package_repo(mirror, "huge", size_mib * MiB)
+    dbpath = top / "big-db"
+    (dbpath / "sync").mkdir(parents=True)
+    (dbpath / "sync" / "core.db").write_bytes((mirror / "core" / "os" / "x86_64" / "core.db").read_bytes())
+    (top / "big-pacman.conf").write_text(f"[options]\nDBPath = {dbpath}/\n")
+    kubo = KuboRepo(top / "kubo-big")
+    root = kubo.add(mirror)
+    out = top / "big-out"
+    out.mkdir()
+    target = out / f"{file_name}.part"
+    rows = []
+    with Gateway(kubo.blocks, workdir=top / "gw-big") as gateway, \
+            Nginx(top / "nginx-big", {"m": NginxMirror(mirror)}) as nginx:
+        (top / "big-mirrorlist").write_text(f"Server = {nginx.url('m')}/$repo/os/$arch\n")
+        via_gateway = top / "big-gateway.conf"
+        write_config(via_gateway, top / "big-state", top / "big-pacman.conf", top / "big-mirrorlist",
+                     [f"MirrorRoot = /ipfs/{root}", f"Gateway = {gateway.url}"])
+        via_mirror = top / "big-mirror.conf"
+        write_config(via_mirror, top / "big-state2", top / "big-pacman.conf", top / "big-mirrorlist", [])
+        mirror_url = f"{nginx.url('m')}/{rel}"
+        cases = [
+            ("gateway", [str(BIN), "--config", str(via_gateway), mirror_url, str(target)],
+             ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), f"{gateway.url}/ipfs/{root}/{rel}"]),
+            ("nginx", [str(BIN), "--config", str(via_mirror), mirror_url, str(target)],
+             ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), mirror_url]),
+        ]
+        for label, xfer_cmd, curl_cmd in cases:
+            xfer_times, curl_times, rss = [], [], []
+            for _ in range(repeats):
+                for cmd, times in ((xfer_cmd, xfer_times), (curl_cmd, curl_times)):
+                    target.unlink(missing_ok=True)
+                    seconds, peak = run_measured(cmd, rss=cmd is xfer_cmd)
+                    times.append(seconds)
+                    if cmd is xfer_cmd:
+                        rss.append(peak)
+            xfer, curl = statistics.median(xfer_times), statistics.median(curl_times)
+            rows.append((f"{size_mib} MiB package from {label}: ipfs-xfer / curl (median of {repeats})",
+                         f"{xfer / curl:.2f} ({size_mib / xfer:.0f} vs {size_mib / curl:.0f} MiB/s)"))
+            rows.append((f"{size_mib} MiB package from {label}: ipfs-xfer peak RSS", f"{max(rss) / 1024:.1f} MB"))
+    return rows
+
+
+def bench_hang(top: Path, repeats: int) -> list[tuple[str, str]]:
+    mirror = top / "hang"
+    file_name, rel = make_package_repo(mirror, "medium", 20 * MiB)
+    dbpath = top / "hang-db"
+    (dbpath / "sync").mkdir(parents=True)
+    (dbpath / "sync" / "core.db").write_bytes((mirror / "core" / "os" / "x86_64" / "core.db").read_bytes())
+    (top / "hang-pacman.conf").write_text(f"[options]\nDBPath = {dbpath}/\n")
+    kubo = KuboRepo(top / "kubo-hang")
+    root = kubo.add(mirror)
+    target = top / f"{file_name}.part"
+    hedge = 1.0
+    rows = []
+    with Gateway(kubo.blocks, workdir=top / "gw-hang") as gateway, \
+            Nginx(top / "nginx-hang", {"m": NginxMirror(mirror)}) as nginx:
+        gateway.set_fault("hang-headers", match=file_name)
+        (top / "hang-mirrorlist").write_text(f"Server = {nginx.url('m')}/$repo/os/$arch\n")
+        mirror_url = f"{nginx.url('m')}/{rel}"
+        ratios = []
+        for i in range(repeats):
+            conf = top / f"hang{i}.conf"  # a fresh StateDir each time: the first call of a transaction
+            write_config(conf, top / f"hang-state{i}", top / "hang-pacman.conf", top / "hang-mirrorlist",
+                         [f"MirrorRoot = /ipfs/{root}", f"Gateway = {gateway.url}", f"HedgeDelay = {hedge}s"])
+            target.unlink(missing_ok=True)
+            xfer, _ = run_measured([str(BIN), "--config", str(conf), mirror_url, str(target)])
+            target.unlink(missing_ok=True)
+            curl, _ = run_measured(["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), mirror_url])
+            ratios.append(xfer / (hedge + curl))
+        rows.append((f"hung gateway, 20 MiB package: ipfs-xfer / (HedgeDelay + curl) (median of {repeats})",
+                     f"{statistics.median(ratios):.3f}"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--big-mib", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["per-call", "big", "hang"])
+    args = parser.parse_args()
+    if not BIN.exists():
+        raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="ipfs-xfer-bench-") as tmp:
+        top = Path(tmp)
+        if args.only in (None, "per-call"):
+            rows += bench_per_call(top, args.calls)
+        if args.only in (None, "hang"):
+            rows += bench_hang(top, max(args.repeats, 3))
+        if args.only in (None, "big"):
+            rows += bench_big(top, args.big_mib, args.repeats)
+    print("| benchmark | result |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    main()
