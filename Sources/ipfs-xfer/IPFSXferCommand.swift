@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// The `ipfs-xfer` command: pacman's XferCommand by default, plus tools around it.
 @main
@@ -11,4 +12,12 @@ struct IPFSXferCommand: AsyncParsableCommand {
         subcommands: [Fetch.self, Config.self],
         defaultSubcommand: Fetch.self
     )
+
+    /// pacman's per-file call takes a direct path; everything else is parsed by argument-parser.
+    static func main() async {
+        if let call = Fetch.pacmanCall(Array(CommandLine.arguments.dropFirst())) {
+            Glibc.exit(await Fetch.execute(config: call.config, url: call.url, output: call.output) ? 0 : 1)
+        }
+        await Self.main(nil)
+    }
 }

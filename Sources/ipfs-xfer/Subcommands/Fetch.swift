@@ -18,6 +18,11 @@ extension IPFSXferCommand {
         var output: String
 
         func run() async throws {
+            guard await Self.execute(config: config, url: url, output: output) else { throw ExitCode.failure }
+        }
+
+        /// Runs the job; false after printing the one-line error.
+        static func execute(config: String?, url: String, output: String) async -> Bool {
             do {
                 let settings = try XferConfig.load(path: config)
                 let job = FetchJob(
@@ -26,10 +31,33 @@ extension IPFSXferCommand {
                     showsProgress: ProgressLine.isEnabled,
                     warn: { Diagnostics.warn($0) })
                 _ = try await job.run()
+                return true
             } catch {
                 Diagnostics.error(error)
-                throw ExitCode.failure
+                return false
             }
+        }
+
+        /// Recognises pacman's own call, `[--config FILE] URL OUTPUT`, without argument-parser.
+        ///
+        /// pacman starts ipfs-xfer once per file, hundreds of times a transaction, and parsing by
+        /// reflection costs about 1.5 ms of each start. Anything else (other subcommands, `--help`,
+        /// a malformed call) goes through argument-parser as usual.
+        static func pacmanCall(_ arguments: [String]) -> (config: String?, url: String, output: String)? {
+            var rest = arguments[...]
+            var config: String?
+            if rest.first == "fetch" { rest = rest.dropFirst() }
+            if rest.first == "--config", rest.count == 4 {
+                config = rest[rest.startIndex + 1]
+                rest = rest.dropFirst(2)
+            } else if let first = rest.first, first.hasPrefix("--config="), rest.count == 3 {
+                config = String(first.dropFirst("--config=".count))
+                rest = rest.dropFirst()
+            }
+            guard rest.count == 2, let url = rest.first, let output = rest.last,
+                  url.contains("://"), !output.hasPrefix("-"), config?.isEmpty != true
+            else { return nil }
+            return (config, url, output)
         }
     }
 }
