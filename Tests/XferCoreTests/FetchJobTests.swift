@@ -40,7 +40,7 @@ import Testing
         config.mirrorlists = [directory.path + "/mirrorlist"]
         config.stateDir = directory.path + "/state"
         config.pacmanConfig = directory.path + "/pacman.conf"
-        config.hedgeDelay = 0.3
+        config.hedgeDelay = 30  // mirrors join only when IPFS fails, so outcomes do not depend on load
         config.connectTimeout = 1
         config.stallTimeout = 2
         return Fixture(directory: directory, config: config, name: fileName)
@@ -102,9 +102,8 @@ import Testing
 
     @Test func resumesAPartialOutput() async throws {
         var fixture = try fixture()
-        // Only the refused gateway before the mirrors, and no hedge, so the mirror gets the prefix.
+        // Only the refused gateway before the mirrors, so the mirror gets the prefix.
         fixture.config.mountPoint = nil
-        fixture.config.hedgeDelay = 30
         try fixture.directory.write("cache/\(fileName).part", Array(payload.prefix(400_000)))
         let outcome = try await job(fixture).run()
         #expect(outcome.resumedFrom == 400_000)
@@ -121,19 +120,20 @@ import Testing
 
     @Test func aHungGatewayCostsOnlyTheHedgeDelay() async throws {
         let server = try HangingServer()
-        let fixture = try fixture(gateway: "http://127.0.0.1:\(server.port)")
+        var fixture = try fixture(gateway: "http://127.0.0.1:\(server.port)")
+        fixture.config.hedgeDelay = 1
         let start = Monotonic.nanoseconds()
         let outcome = try await job(fixture).run()
         let seconds = Monotonic.seconds(since: start)
         #expect(outcome.kind == .mirror)
-        #expect(seconds >= 0.3 && seconds < 1.5, "took \(seconds) s")
+        #expect(seconds >= 1 && seconds < 3, "took \(seconds) s")
         // The slow gateway is remembered: the next call does not wait for it.
         let health = try StateDirectory(path: fixture.config.stateDir).loadHealth()
         #expect(health.isDown("gateway http://127.0.0.1:\(server.port)", now: Int64(time(nil))))
         FileSystem.remove(fixture.output)
         let again = Monotonic.nanoseconds()
         _ = try await job(fixture).run()
-        #expect(Monotonic.seconds(since: again) < 0.3)
+        #expect(Monotonic.seconds(since: again) < 0.9)
     }
 
     @Test func databasesAreNeverResumedAndMustBeValid() async throws {

@@ -44,7 +44,7 @@ class XferSetup:
         root_cid: str | None,
         gateways: list[str] = (),
         mount: str | os.PathLike | None = None,
-        hedge: str = "500ms",
+        hedge: str = "3s",
         stall: str = "2s",
         state_dir: str | os.PathLike | None = None,
         extra: list[str] = (),
