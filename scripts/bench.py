@@ -81,6 +81,14 @@ def make_package_repo(root: Path, name: str, size: int) -> tuple[str, str]:
     return file_name, f"core/os/x86_64/{file_name}"
 
 
+def install_sync_db(top: Path, name: str, mirror: Path) -> None:
+    """Copies the mirror's core.db to `<name>-db/sync/` and writes `<name>-pacman.conf` naming it."""
+    dbpath = top / f"{name}-db"
+    (dbpath / "sync").mkdir(parents=True)
+    (dbpath / "sync" / "core.db").write_bytes((mirror / "core" / "os" / "x86_64" / "core.db").read_bytes())
+    (top / f"{name}-pacman.conf").write_text(f"[options]\nDBPath = {dbpath}/\n")
+
+
 def write_config(path: Path, state: Path, pacman_conf: Path, mirrorlist: Path, extra: list[str]) -> None:
     path.write_text("\n".join(["[options]", f"StateDir = {state}", f"PacmanConfig = {pacman_conf}",
                                f"Include = {mirrorlist}", *extra]) + "\n")
@@ -91,10 +99,7 @@ def bench_per_call(top: Path, calls: int) -> list[tuple[str, str]]:
     (mirror / "core" / "os" / "x86_64").mkdir(parents=True)
     (mirror / "core" / "os" / "x86_64" / "small.bin").write_bytes(random.Random(1).randbytes(1024))
     _, package = make_package_repo(mirror, "tiny", 1024)
-    dbpath = top / "percall-db"
-    (dbpath / "sync").mkdir(parents=True)
-    (dbpath / "sync" / "core.db").write_bytes((mirror / "core" / "os" / "x86_64" / "core.db").read_bytes())
-    (top / "percall-pacman.conf").write_text(f"[options]\nDBPath = {dbpath}/\n")
+    install_sync_db(top, "percall", mirror)
     out = top / "percall-out"
     out.mkdir()
     rows = []
@@ -122,10 +127,7 @@ def bench_per_call(top: Path, calls: int) -> list[tuple[str, str]]:
 def bench_big(top: Path, size_mib: int, repeats: int) -> list[tuple[str, str]]:
     mirror = top / "big"
     file_name, rel = make_package_repo(mirror, "huge", size_mib * MiB)
-    dbpath = top / "big-db"
-    (dbpath / "sync").mkdir(parents=True)
-    (dbpath / "sync" / "core.db").write_bytes((mirror / "core" / "os" / "x86_64" / "core.db").read_bytes())
-    (top / "big-pacman.conf").write_text(f"[options]\nDBPath = {dbpath}/\n")
+    install_sync_db(top, "big", mirror)
     kubo = KuboRepo(top / "kubo-big")
     root = kubo.add(mirror)
     out = top / "big-out"
@@ -166,10 +168,7 @@ def bench_big(top: Path, size_mib: int, repeats: int) -> list[tuple[str, str]]:
 def bench_hang(top: Path, repeats: int) -> list[tuple[str, str]]:
     mirror = top / "hang"
     file_name, rel = make_package_repo(mirror, "medium", 20 * MiB)
-    dbpath = top / "hang-db"
-    (dbpath / "sync").mkdir(parents=True)
-    (dbpath / "sync" / "core.db").write_bytes((mirror / "core" / "os" / "x86_64" / "core.db").read_bytes())
-    (top / "hang-pacman.conf").write_text(f"[options]\nDBPath = {dbpath}/\n")
+    install_sync_db(top, "hang", mirror)
     kubo = KuboRepo(top / "kubo-hang")
     root = kubo.add(mirror)
     target = top / f"{file_name}.part"

@@ -7,11 +7,12 @@ sandbox's ``XferCommand``, exactly as a user would in ``/etc/pacman.conf``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.pkgrepo import sha256_file as sha256_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 XFER_BIN = Path(os.environ.get("IPFS_XFER_BIN", REPO_ROOT / ".build" / "debug" / "ipfs-xfer"))
@@ -100,14 +101,6 @@ class XferSetup:
         full_env.update(env or {})
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def assert_cache_clean(box, mirror) -> None:

@@ -24,18 +24,12 @@ final class FileHasher: @unchecked Sendable {
         guard own >= 0 else { throw SystemError("dup \(path)") }
         self.fd = own
         self.path = path
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let status = pthread_create(&thread, nil, { context in
-            Unmanaged<FileHasher>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-        guard status == 0 else {
-            Unmanaged<FileHasher>.fromOpaque(context).release()
+        do {
+            try DedicatedThread.detach { self.run() }
+        } catch {
             close(own)
-            throw SystemError("pthread_create", code: status)
+            throw error
         }
-        pthread_detach(thread)
     }
 
     /// Tells the thread the file now has `size` bytes.

@@ -5,20 +5,27 @@ enum DedicatedThread {
     /// Runs `body` on a new detached thread and returns its result.
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let job = Job { continuation.resume(with: Result { try body() }) }
-            let context = Unmanaged.passRetained(job).toOpaque()
-            var thread = pthread_t()
-            let status = pthread_create(&thread, nil, { context in
-                Unmanaged<Job>.fromOpaque(context!).takeRetainedValue().work()
-                return nil
-            }, context)
-            if status == 0 {
-                pthread_detach(thread)
-            } else {
-                Unmanaged<Job>.fromOpaque(context).release()
-                continuation.resume(throwing: SystemError("pthread_create", code: status))
+            do {
+                try detach { continuation.resume(with: Result { try body() }) }
+            } catch {
+                continuation.resume(throwing: error)
             }
         }
+    }
+
+    /// Starts `work` on a new detached thread.
+    static func detach(_ work: @escaping @Sendable () -> Void) throws(SystemError) {
+        let context = Unmanaged.passRetained(Job(work)).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, nil, { context in
+            Unmanaged<Job>.fromOpaque(context!).takeRetainedValue().work()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<Job>.fromOpaque(context).release()
+            throw SystemError("pthread_create", code: status)
+        }
+        pthread_detach(thread)
     }
 
     private final class Job: Sendable {
