@@ -60,13 +60,3 @@ public struct IniFile: Sendable {
         try self.init(text: text, path: path)
     }
 }
-
-extension StringProtocol {
-    /// The string without leading and trailing spaces, tabs and carriage returns.
-    func trimmingBlanks() -> String {
-        let blanks: Set<Character> = [" ", "\t", "\r"]
-        guard let first = firstIndex(where: { !blanks.contains($0) }) else { return "" }
-        let last = lastIndex(where: { !blanks.contains($0) })!
-        return String(self[first...last])
-    }
-}

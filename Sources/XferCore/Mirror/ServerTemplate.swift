@@ -81,7 +81,7 @@ public struct ServerTemplate: Sendable, Equatable, CustomStringConvertible {
             case .repo, .arch:
                 let end: Substring.Index
                 if index + 1 < pieces.count, case .literal(let next) = pieces[index + 1] {
-                    guard let range = rest.firstRange(of: next) else { return nil }
+                    guard let range = rest.firstRange(ofLiteral: next) else { return nil }
                     end = range.lowerBound
                 } else {
                     end = rest.endIndex

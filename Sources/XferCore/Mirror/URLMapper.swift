@@ -64,7 +64,7 @@ public struct URLMapper: Sendable {
 
     /// The path part of a URL (`scheme://host[:port]/path` or `file:///path`), without query.
     static func path(of url: String) -> Substring? {
-        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        guard let schemeEnd = url.firstRange(ofLiteral: "://") else { return nil }
         let afterScheme = url[schemeEnd.upperBound...]
         guard let slash = afterScheme.firstIndex(of: "/") else { return nil }
         return afterScheme[slash...]

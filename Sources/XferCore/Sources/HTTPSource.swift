@@ -27,7 +27,7 @@ public struct HTTPSource: Source {
 
     /// The `scheme://host[:port]` part of a URL, which names a mirror in health records.
     public static func origin(of url: String) -> String {
-        guard let schemeEnd = url.firstRange(of: "://") else { return url }
+        guard let schemeEnd = url.firstRange(ofLiteral: "://") else { return url }
         let rest = url[schemeEnd.upperBound...]
         let hostEnd = rest.firstIndex(of: "/") ?? rest.endIndex
         return String(url[..<hostEnd])

@@ -55,7 +55,8 @@ extension IPFSXferCommand {
                 rest = rest.dropFirst()
             }
             guard rest.count == 2, let url = rest.first, let output = rest.last,
-                  url.contains("://"), !output.hasPrefix("-"), config?.isEmpty != true
+                  url.utf8.contains(UInt8(ascii: ":")), !url.hasPrefix("-"), !output.hasPrefix("-"),
+                  config?.isEmpty != true
             else { return nil }
             return (config, url, output)
         }
