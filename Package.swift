@@ -29,6 +29,10 @@ let package = Package(
             dependencies: ["CCurl", "CCurlShim"]
         ),
         .target(
+            name: "IPFSData",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "XferCore",
             dependencies: [
                 "CurlTransfer",
@@ -41,12 +45,17 @@ let package = Package(
             name: "ipfs-xfer",
             dependencies: [
                 "XferCore",
+                "IPFSData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "XferCoreTests",
             dependencies: ["XferCore", "CurlTransfer"]
+        ),
+        .testTarget(
+            name: "IPFSDataTests",
+            dependencies: ["IPFSData"]
         ),
     ]
 )

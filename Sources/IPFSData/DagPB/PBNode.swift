@@ -1,0 +1,113 @@
+/// A dag-pb node: links (hash, name, total size) and opaque data, in kubo's canonical encoding.
+public struct PBNode: Equatable, Sendable {
+    /// One link of a node.
+    public struct Link: Equatable, Sendable {
+        public var cid: CID
+        /// kubo always writes a name, "" for file chunks.
+        public var name: String
+        /// The size of the whole linked DAG (block plus its own links' Tsizes).
+        public var tsize: UInt64
+
+        public init(cid: CID, name: String, tsize: UInt64) {
+            self.cid = cid
+            self.name = name
+            self.tsize = tsize
+        }
+    }
+
+    /// Why bytes are not a dag-pb node.
+    public struct DecodeError: Error, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { "invalid dag-pb: \(message)" }
+    }
+
+    public var links: [Link]
+    public var data: [UInt8]?
+
+    public init(links: [Link], data: [UInt8]?) {
+        self.links = links
+        self.data = data
+    }
+
+    /// kubo's encoding: every link (Hash, Name, Tsize, always all three), then Data.
+    public func encoded() -> [UInt8] {
+        var writer = ProtobufWriter()
+        for link in links {
+            var inner = ProtobufWriter()
+            inner.bytes(1, link.cid.bytes)
+            inner.bytes(2, Array(link.name.utf8))
+            inner.varint(3, link.tsize)
+            writer.bytes(2, inner.bytes)
+        }
+        if let data { writer.bytes(1, data) }
+        return writer.bytes
+    }
+
+    /// The encoded size of one link entry, as the `block` HAMT estimation counts it.
+    public static func encodedLinkSize(cidLength: Int, nameLength: Int, tsize: UInt64) -> Int {
+        let inner = 1 + Varint.length(UInt64(cidLength)) + cidLength
+            + 1 + Varint.length(UInt64(nameLength)) + nameLength
+            + 1 + Varint.length(tsize)
+        return 1 + Varint.length(UInt64(inner)) + inner
+    }
+
+    /// Strict decoding: known fields only, no duplicates in a link, Data at most once.
+    public init(decoding bytes: ArraySlice<UInt8>) throws(DecodeError) {
+        var reader = ProtobufReader(bytes)
+        var links: [Link] = []
+        var data: [UInt8]?
+        do {
+            while !reader.isAtEnd {
+                switch try reader.next() {
+                case .bytes(2, let linkBytes):
+                    guard data == nil else { throw DecodeError(message: "a link after Data") }
+                    links.append(try Self.decodeLink(linkBytes))
+                case .bytes(1, let value):
+                    guard data == nil else { throw DecodeError(message: "Data twice") }
+                    data = Array(value)
+                default:
+                    throw DecodeError(message: "unknown field")
+                }
+            }
+        } catch let error as ProtobufReader.Failure {
+            throw DecodeError(message: error.message)
+        } catch let error as DecodeError {
+            throw error
+        } catch {
+            throw DecodeError(message: "\(error)")
+        }
+        self.links = links
+        self.data = data
+    }
+
+    private static func decodeLink(_ bytes: ArraySlice<UInt8>) throws -> Link {
+        var reader = ProtobufReader(bytes)
+        var cid: CID?
+        var name: String?
+        var tsize: UInt64?
+        var lastField = 0
+        while !reader.isAtEnd {
+            let field = try reader.next()
+            switch field {
+            case .bytes(1, let value) where lastField < 1:
+                var offset = 0
+                cid = try CID(bytes: value, offset: &offset)
+                guard offset == value.count else { throw DecodeError(message: "trailing bytes after a link's CID") }
+                lastField = 1
+            case .bytes(2, let value) where lastField < 2:
+                guard let text = String(validating: value, as: UTF8.self) else {
+                    throw DecodeError(message: "link name is not UTF-8")
+                }
+                name = text
+                lastField = 2
+            case .varint(3, let value) where lastField < 3:
+                tsize = value
+                lastField = 3
+            default:
+                throw DecodeError(message: "bad link field")
+            }
+        }
+        guard let cid else { throw DecodeError(message: "link without a hash") }
+        return Link(cid: cid, name: name ?? "", tsize: tsize ?? 0)
+    }
+}

@@ -1,0 +1,20 @@
+/// Where an import's blocks go: nowhere (only the CIDs are wanted), a CAR file, kubo.
+public protocol BlockSink: Sendable {
+    /// Receives one block; blocks arrive children first, the root last.
+    func put(_ cid: CID, _ block: [UInt8]) throws
+}
+
+/// Drops every block: `ipfs add --only-hash`.
+public struct DiscardingSink: BlockSink {
+    public init() {}
+    public func put(_ cid: CID, _ block: [UInt8]) throws {}
+}
+
+/// A node made by the importer: its CID and the sizes its parent's link needs.
+public struct ImportedNode: Sendable, Equatable {
+    public var cid: CID
+    /// The whole DAG's size: this block plus its links' Tsizes (a link's Tsize).
+    public var tsize: UInt64
+    /// The file bytes below it (a parent file node's `blocksizes` entry); 0 for directories.
+    public var fileSize: UInt64
+}

@@ -1,0 +1,117 @@
+import Glibc
+
+/// Imports one file into a balanced UnixFS DAG exactly as kubo's balanced builder does.
+///
+/// The file is read one chunk at a time (constant memory: one chunk plus, per tree level, at
+/// most `maxLinks` pending links). Leaves are raw blocks or dag-pb `File` nodes; every parent is
+/// a `File` node with one `blocksizes` entry per child, its links named "".
+public struct FileImporter: Sendable {
+    public let parameters: ImportParameters
+    public let sink: any BlockSink
+
+    public init(parameters: ImportParameters, sink: any BlockSink) {
+        self.parameters = parameters
+        self.sink = sink
+    }
+
+    /// Why a file could not be read.
+    public struct ReadError: Error, CustomStringConvertible {
+        public var path: String
+        public var code: Int32
+        public var description: String { "\(path): \(String(cString: strerror(code)))" }
+    }
+
+    /// Imports the file open as `fd` (read to its end).
+    public func importFile(fd: Int32, path: String) throws -> ImportedNode {
+        var chunks = ChunkReader(fd: fd, path: path, size: parameters.chunkSize)
+        guard let first = try chunks.next() else { return try leaf(ArraySlice([])) }
+        var root = try leaf(first)
+        var depth = 1
+        while try chunks.hasMore() {
+            root = try fill([root], depth: depth, from: &chunks)
+            depth += 1
+        }
+        return root
+    }
+
+    /// boxo's `fillNodeRec`: adds children until the node is full or the file ends.
+    private func fill(_ initial: [ImportedNode], depth: Int, from chunks: inout ChunkReader) throws -> ImportedNode {
+        var children = initial
+        while children.count < parameters.maxLinks, try chunks.hasMore() {
+            if depth == 1 {
+                children.append(try leaf(try chunks.next()!))
+            } else {
+                children.append(try fill([], depth: depth - 1, from: &chunks))
+            }
+        }
+        return try parent(children)
+    }
+
+    private func leaf(_ chunk: ArraySlice<UInt8>) throws -> ImportedNode {
+        if parameters.rawLeaves {
+            let block = Array(chunk)
+            let cid = CID.hashing(block, codec: .raw, version: 1)
+            try sink.put(cid, block)
+            return ImportedNode(cid: cid, tsize: UInt64(block.count), fileSize: UInt64(block.count))
+        }
+        let data = UnixFSData(kind: .file, data: chunk.isEmpty ? nil : Array(chunk), fileSize: UInt64(chunk.count))
+        let block = PBNode(links: [], data: data.encoded()).encoded()
+        let cid = CID.hashing(block, codec: .dagPB, version: parameters.cidVersion)
+        try sink.put(cid, block)
+        return ImportedNode(cid: cid, tsize: UInt64(block.count), fileSize: UInt64(chunk.count))
+    }
+
+    private func parent(_ children: [ImportedNode]) throws -> ImportedNode {
+        let fileSize = children.reduce(0) { $0 + $1.fileSize }
+        let data = UnixFSData(kind: .file, fileSize: fileSize, blockSizes: children.map(\.fileSize))
+        let links = children.map { PBNode.Link(cid: $0.cid, name: "", tsize: $0.tsize) }
+        let block = PBNode(links: links, data: data.encoded()).encoded()
+        let cid = CID.hashing(block, codec: .dagPB, version: parameters.cidVersion)
+        try sink.put(cid, block)
+        return ImportedNode(cid: cid, tsize: UInt64(block.count) + children.reduce(0) { $0 + $1.tsize }, fileSize: fileSize)
+    }
+}
+
+/// Reads fixed-size chunks (kubo's `size-N` splitter), one chunk ahead so the end is known.
+struct ChunkReader {
+    let fd: Int32
+    let path: String
+    let size: Int
+    private var pending: ArraySlice<UInt8>?
+    private var ended = false
+
+    init(fd: Int32, path: String, size: Int) {
+        self.fd = fd
+        self.path = path
+        self.size = size
+    }
+
+    /// True when another chunk follows.
+    mutating func hasMore() throws -> Bool {
+        if pending == nil && !ended { pending = try read() }
+        return pending != nil
+    }
+
+    /// The next chunk, or nil at the end.
+    mutating func next() throws -> ArraySlice<UInt8>? {
+        if pending == nil && !ended { pending = try read() }
+        defer { pending = nil }
+        return pending
+    }
+
+    private mutating func read() throws -> ArraySlice<UInt8>? {
+        var buffer = [UInt8](repeating: 0, count: size)
+        var filled = 0
+        while filled < size {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, size - filled) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw FileImporter.ReadError(path: path, code: errno)
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        if filled < size { ended = true }
+        return filled == 0 ? nil : buffer[0..<filled]
+    }
+}

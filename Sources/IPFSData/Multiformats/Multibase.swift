@@ -1,0 +1,131 @@
+/// The multibase encodings IPFS text forms use: base58btc (`z`, and bare for CIDv0), base32
+/// lower-case without padding (`b`), and base36 lower-case (`k`).
+public enum Multibase {
+    /// Why a string could not be decoded.
+    public enum DecodeError: Error, Equatable, CustomStringConvertible {
+        case unsupportedPrefix(Character)
+        case invalidCharacter(Character)
+        case empty
+
+        public var description: String {
+            switch self {
+            case .unsupportedPrefix(let prefix): "unsupported multibase prefix '\(prefix)'"
+            case .invalidCharacter(let character): "invalid character '\(character)'"
+            case .empty: "empty string"
+            }
+        }
+    }
+
+    static let base58Alphabet = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
+    static let base32Alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+    static let base36Alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// Decodes a multibase string (the first character names the base).
+    public static func decode(_ text: String) throws(DecodeError) -> [UInt8] {
+        guard let prefix = text.first else { throw .empty }
+        let body = String(text.dropFirst())
+        switch prefix {
+        case "z": return try decodeBase(body, alphabet: base58Alphabet)
+        case "b": return try decodeBase32(body)
+        case "B": return try decodeBase32(body.lowercased())
+        case "k", "K": return try decodeBase(body.lowercased(), alphabet: base36Alphabet)
+        default: throw .unsupportedPrefix(prefix)
+        }
+    }
+
+    /// base58btc without a prefix (CIDv0, peer IDs).
+    public static func base58(_ bytes: [UInt8]) -> String {
+        encodeBase(bytes, alphabet: base58Alphabet)
+    }
+
+    /// Decodes base58btc without a prefix.
+    public static func decodeBase58(_ text: String) throws(DecodeError) -> [UInt8] {
+        try decodeBase(text, alphabet: base58Alphabet)
+    }
+
+    /// base36 lower-case without a prefix.
+    public static func base36(_ bytes: [UInt8]) -> String {
+        encodeBase(bytes, alphabet: base36Alphabet)
+    }
+
+    /// RFC 4648 base32, lower-case, no padding, without a prefix.
+    public static func base32(_ bytes: [UInt8]) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity((bytes.count * 8 + 4) / 5)
+        var buffer: UInt32 = 0
+        var bits = 0
+        for byte in bytes {
+            buffer = (buffer << 8) | UInt32(byte)
+            bits += 8
+            while bits >= 5 {
+                output.append(base32Alphabet[Int((buffer >> UInt32(bits - 5)) & 31)])
+                bits -= 5
+            }
+        }
+        if bits > 0 { output.append(base32Alphabet[Int((buffer << UInt32(5 - bits)) & 31)]) }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Decodes RFC 4648 base32 (lower-case, no padding).
+    public static func decodeBase32(_ text: String) throws(DecodeError) -> [UInt8] {
+        var output: [UInt8] = []
+        var buffer: UInt32 = 0
+        var bits = 0
+        for character in text.utf8 {
+            guard let value = base32Alphabet.firstIndex(of: character) else {
+                throw .invalidCharacter(Character(Unicode.Scalar(character)))
+            }
+            buffer = (buffer << 5) | UInt32(value)
+            bits += 5
+            if bits >= 8 {
+                output.append(UInt8((buffer >> UInt32(bits - 8)) & 0xFF))
+                bits -= 8
+            }
+        }
+        return output
+    }
+
+    /// Big-number base conversion with leading zero bytes kept as leading zero digits.
+    private static func encodeBase(_ bytes: [UInt8], alphabet: [UInt8]) -> String {
+        let base = UInt32(alphabet.count)
+        let zeros = bytes.prefix { $0 == 0 }.count
+        var digits: [UInt8] = []  // little-endian digits in `base`
+        for byte in bytes[zeros...] {
+            var carry = UInt32(byte)
+            for index in digits.indices {
+                carry += UInt32(digits[index]) << 8
+                digits[index] = UInt8(carry % base)
+                carry /= base
+            }
+            while carry > 0 {
+                digits.append(UInt8(carry % base))
+                carry /= base
+            }
+        }
+        let text = [UInt8](repeating: alphabet[0], count: zeros) + digits.reversed().map { alphabet[Int($0)] }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    private static func decodeBase(_ text: String, alphabet: [UInt8]) throws(DecodeError) -> [UInt8] {
+        let base = UInt32(alphabet.count)
+        let characters = Array(text.utf8)
+        let zeros = characters.prefix { $0 == alphabet[0] }.count
+        var bytes: [UInt8] = []  // little-endian base-256
+        for character in characters[zeros...] {
+            guard let value = alphabet.firstIndex(of: character) else {
+                throw .invalidCharacter(Character(Unicode.Scalar(character)))
+            }
+            var carry = UInt32(value)
+            for index in bytes.indices {
+                carry += UInt32(bytes[index]) * base
+                bytes[index] = UInt8(carry & 0xFF)
+                carry >>= 8
+            }
+            while carry > 0 {
+                bytes.append(UInt8(carry & 0xFF))
+                carry >>= 8
+            }
+        }
+        return [UInt8](repeating: 0, count: zeros) + bytes.reversed()
+    }
+}
