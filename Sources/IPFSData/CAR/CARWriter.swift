@@ -1,0 +1,84 @@
+import Glibc
+import Synchronization
+
+/// Writes a CARv1 file block by block, as an import's ``BlockSink``.
+///
+/// The root is known only when the import ends, but the header comes first: it is written with
+/// a placeholder CID of the same length and patched in place by ``finish(root:)``. Blocks that
+/// appear twice are written once.
+public final class CARWriter: BlockSink, Sendable {
+    /// Why the CAR could not be written.
+    public struct WriteError: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+
+        public init(message: String) {
+            self.message = message
+        }
+    }
+
+    private struct State {
+        var fd: Int32
+        var offset: Int64
+        var seen: Set<CID>
+    }
+
+    private let path: String
+    private let headerRootOffset: Int64
+    private let rootByteCount: Int
+    private let state: Mutex<State>
+
+    /// Creates `path` for a DAG whose root CID will take `rootByteCount` bytes (34 for CIDv0,
+    /// 36 for a sha2-256 CIDv1).
+    public init(path: String, rootByteCount: Int) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw WriteError(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
+        self.path = path
+        self.rootByteCount = rootByteCount
+        let header = Self.header(rootBytes: [UInt8](repeating: 0, count: rootByteCount))
+        let prefix = Varint.encode(UInt64(header.count))
+        // The CID bytes start after: map(1) "roots"(6) array(1) tag 42(2) bytes header(2) 0x00(1).
+        headerRootOffset = Int64(prefix.count + 1 + 6 + 1 + 2 + 2 + 1)
+        state = Mutex(State(fd: fd, offset: 0, seen: []))
+        try append(prefix + header)
+    }
+
+    /// The DAG-CBOR header `{roots: [root], version: 1}` (keys in length-first order).
+    static func header(rootBytes: [UInt8]) -> [UInt8] {
+        let cid = [0x00] + rootBytes
+        return [0xA2, 0x65] + Array("roots".utf8) + [0x81, 0xD8, 0x2A, 0x58, UInt8(cid.count)] + cid
+            + [0x67] + Array("version".utf8) + [0x01]
+    }
+
+    public func put(_ cid: CID, _ block: [UInt8]) throws {
+        let isNew = state.withLock { $0.seen.insert(cid).inserted }
+        guard isNew else { return }
+        let identity = cid.bytes
+        try append(Varint.encode(UInt64(identity.count + block.count)) + identity + block)
+    }
+
+    /// Writes the real root into the header and closes the file.
+    public func finish(root: CID) throws {
+        let bytes = root.bytes
+        guard bytes.count == rootByteCount else {
+            throw WriteError(message: "root \(root) does not fit the \(rootByteCount)-byte header slot")
+        }
+        let fd = state.withLock { $0.fd }
+        guard pwrite(fd, bytes, bytes.count, off_t(headerRootOffset)) == bytes.count,
+              fsync(fd) == 0, close(fd) == 0
+        else { throw WriteError(message: "cannot finish \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    private func append(_ bytes: [UInt8]) throws {
+        try state.withLock { state in
+            var written = 0
+            while written < bytes.count {
+                let count = bytes.withUnsafeBytes { write(state.fd, $0.baseAddress! + written, bytes.count - written) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { throw WriteError(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
+                written += count
+            }
+            state.offset += Int64(bytes.count)
+        }
+    }
+}
