@@ -36,6 +36,7 @@ let package = Package(
             name: "XferCore",
             dependencies: [
                 "CurlTransfer",
+                "IPFSData",
                 "CCompression",
                 "CForkReader",
                 .product(name: "Crypto", package: "swift-crypto"),

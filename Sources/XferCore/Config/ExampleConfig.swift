@@ -20,6 +20,11 @@ public enum ExampleConfig {
     # kubo answers as a subdomain gateway.
     #Gateway = http://127.0.0.1:8080
 
+    # Gateways that are not trusted (public gateways, LAN peers; repeatable). Files come
+    # from them as CARs, every block checked against the /ipfs MirrorRoot before a byte is
+    # kept. They are raced with the local gateway and the mount.
+    #TrustlessGateway = https://gateway.example.org
+
     # Where kubo mounts /ipfs (ipfs daemon --mount). Reads are done by a child process,
     # so a hung mount cannot stall pacman.
     #MountPoint = /ipfs

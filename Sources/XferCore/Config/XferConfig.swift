@@ -10,6 +10,8 @@ public struct XferConfig: Sendable {
     public var mirrorRoot: MirrorRoot?
     /// Trusted local path gateways (kubo), base URLs without a trailing slash.
     public var gateways: [String] = ["http://127.0.0.1:8080"]
+    /// Gateways that are not trusted: files come from them as CARs verified block by block.
+    public var trustlessGateways: [String] = []
     /// Where kubo mounts /ipfs (`<MountPoint>/<cid>/…`); nil when no mount is used.
     public var mountPoint: String?
     /// pacman mirrorlists whose `Server` lines are the HTTP fallback, in order.
@@ -32,7 +34,7 @@ public struct XferConfig: Sendable {
 
     /// The keys of `[options]`, in the order the example documents them.
     static let knownKeys = [
-        "MirrorRoot", "Gateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
+        "MirrorRoot", "Gateway", "TrustlessGateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
         "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig",
     ]
 
@@ -64,6 +66,11 @@ public struct XferConfig: Sendable {
                     throw fail("Gateway must be an http:// or https:// URL, not '\(value)'")
                 }
                 gateways.append(value.trimmingSuffix("/"))
+            case "TrustlessGateway":
+                guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
+                    throw fail("TrustlessGateway must be an http:// or https:// URL, not '\(value)'")
+                }
+                trustlessGateways.append(value.trimmingSuffix("/"))
             case "MountPoint":
                 guard value.hasPrefix("/") else { throw fail("MountPoint must be an absolute path, not '\(value)'") }
                 mountPoint = value.count > 1 ? value.trimmingSuffix("/") : value
@@ -130,6 +137,7 @@ extension XferConfig {
         var lines = ["[options]"]
         lines.append("MirrorRoot = \(mirrorRoot?.description ?? "(none: HTTP mirrors only)")")
         lines += gateways.map { "Gateway = \($0)" }
+        lines += trustlessGateways.map { "TrustlessGateway = \($0)" }
         lines.append("MountPoint = \(mountPoint ?? "(none)")")
         lines += mirrorlists.map { "Include = \($0)" }
         lines.append("StateDir = \(stateDir)")

@@ -1,4 +1,5 @@
 import CurlTransfer
+import IPFSData
 @preconcurrency import Glibc
 
 /// pacman's XferCommand job: fetch `%u` into `%o` from the fastest source that gives verified bytes.
@@ -159,6 +160,7 @@ public struct FetchJob: Sendable {
         switch failure.error {
         case let error as TransferError: error.isSourceFailure
         case is VerificationError: failure.source.kind.isIPFS  // a trusted source sent bad bytes
+        case is VerifiedCARWalk.Failure: true  // a gateway sent a bad, wrong or extra block
         case let error as MountSource.MountError:
             if case .readFailed = error { true } else { false }
         default: false

@@ -1,3 +1,5 @@
+import IPFSData
+
 /// The sources that can serve one mapped URL, in the order the race uses them.
 struct SourcePlan: Sendable {
     /// IPFS sources: the configured gateways and the mount.
@@ -12,6 +14,14 @@ struct SourcePlan: Sendable {
             let path = root.path(appending: relative.map(PercentEncoding.encodeSegment))
             for gateway in config.gateways {
                 ipfs.append(HTTPSource(kind: .gateway, url: gateway + path, base: gateway, userAgent: userAgent))
+            }
+            // Untrusted gateways need a root we can verify from: an /ipfs CID, not an /ipns name
+            // the gateway would resolve for us.
+            if root.namespace == .ipfs, let cid = try? CID(root.name) {
+                for gateway in config.trustlessGateways {
+                    ipfs.append(TrustlessGatewaySource(
+                        base: gateway, root: cid, segments: root.segments + relative, userAgent: userAgent))
+                }
             }
             if let mountPoint = config.mountPoint {
                 ipfs.append(MountSource(path: Self.mountPath(root: root, mountPoint: mountPoint, relative: relative),

@@ -14,6 +14,7 @@ public protocol Source: Sendable {
 /// The kinds of source, in the order they are preferred.
 public enum SourceKind: String, Sendable {
     case gateway
+    case trustless
     case mount
     case mirror
 

@@ -1,0 +1,84 @@
+import CurlTransfer
+import IPFSData
+
+/// A file from a gateway we do not trust, fetched as a CAR and verified block by block.
+///
+/// One `?format=car&dag-scope=entity` request brings the path blocks and the whole file; the
+/// walk (``IPFSData/VerifiedCARWalk``) hashes each block, requires it to be the next one the walk
+/// needs, and only then lets its bytes into the file. When the stream ends early, the missing
+/// blocks are fetched one by one as `?format=raw`. Anything else that is off fails the source,
+/// and the race moves on.
+public struct TrustlessGatewaySource: Source {
+    public let kind = SourceKind.trustless
+    public let base: String
+    public let root: CID
+    public let segments: [String]
+    public let label: String
+    public let healthKey: String
+    public let userAgent: String?
+
+    public init(base: String, root: CID, segments: [String], userAgent: String?) {
+        self.base = base
+        self.root = root
+        self.segments = segments
+        self.label = "trustless \(base)"
+        self.healthKey = "trustless \(base)"
+        self.userAgent = userAgent
+    }
+
+    public func fetch(into file: DownloadFile, timeouts: Timeouts) async throws {
+        // Resuming needs entity-bytes ranges; until then a partial file is started over.
+        guard file.size == 0 else { throw TransferError.rangeNotSupported }
+        let walk = VerifiedCARWalk(root: root, path: segments) { bytes in try file.receive(bytes) }
+        let path = segments.map(PercentEncoding.encodeSegment).joined(separator: "/")
+        let car = TransferRequest(
+            url: "\(base)/ipfs/\(root)/\(path)?format=car&dag-scope=entity&car-dups=y",
+            connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
+            headers: ["Accept: application/vnd.ipld.car; version=1; order=dfs; dups=y"], userAgent: userAgent)
+        do {
+            _ = try await CurlMulti.shared.perform(car, into: CARStreamReceiver(walk: walk))
+            try walk.endOfStream()
+        } catch let error as TransferError where error == .cancelled || error.isSourceFailure || walk.fileBytes == 0 && !walk.isStarted {
+            throw error
+        } catch is TransferError {
+            try walk.endOfStream()  // the stream broke off after the header: fill the rest below
+        }
+        while let next = walk.nextNeeded {
+            let block = BlockCollector()
+            let raw = TransferRequest(
+                url: "\(base)/ipfs/\(next)?format=raw", connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
+                headers: ["Accept: application/vnd.ipld.raw"], userAgent: userAgent)
+            _ = try await CurlMulti.shared.perform(raw, into: block)
+            try walk.provide(block.bytes, for: next)
+        }
+    }
+}
+
+/// Feeds a CAR response into the walk as it arrives.
+private final class CARStreamReceiver: TransferReceiver, @unchecked Sendable {
+    let walk: VerifiedCARWalk
+
+    init(walk: VerifiedCARWalk) {
+        self.walk = walk
+    }
+
+    func begin(_ head: TransferHead) throws {}
+
+    func receive(_ chunk: UnsafeRawBufferPointer) throws {
+        try walk.consume(chunk)
+    }
+}
+
+/// Collects one raw block (at most the 2 MiB block limit).
+private final class BlockCollector: TransferReceiver, @unchecked Sendable {
+    private(set) var bytes: [UInt8] = []
+
+    func begin(_ head: TransferHead) throws {}
+
+    func receive(_ chunk: UnsafeRawBufferPointer) throws {
+        guard bytes.count + chunk.count <= CARReader.maximumBlockSize else {
+            throw VerifiedCARWalk.Failure.blockTooLarge(bytes.count + chunk.count)
+        }
+        bytes.append(contentsOf: chunk)
+    }
+}
