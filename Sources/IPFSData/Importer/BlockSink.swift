@@ -1,12 +1,20 @@
 /// Where an import's blocks go: nowhere (only the CIDs are wanted), a CAR file, kubo.
 public protocol BlockSink: Sendable {
+    /// False when blocks are not wanted, only CIDs: the importer then hashes leaves in place
+    /// instead of assembling their bytes.
+    var wantsBlocks: Bool { get }
     /// Receives one block; blocks arrive children first, the root last.
     func put(_ cid: CID, _ block: [UInt8]) throws
+}
+
+extension BlockSink {
+    public var wantsBlocks: Bool { true }
 }
 
 /// Drops every block: `ipfs add --only-hash`.
 public struct DiscardingSink: BlockSink {
     public init() {}
+    public var wantsBlocks: Bool { false }
     public func put(_ cid: CID, _ block: [UInt8]) throws {}
 }
 

@@ -1,3 +1,4 @@
+import Crypto
 import Glibc
 
 /// Imports one file into a balanced UnixFS DAG exactly as kubo's balanced builder does.
@@ -49,16 +50,26 @@ public struct FileImporter: Sendable {
 
     private func leaf(_ chunk: ArraySlice<UInt8>) throws -> ImportedNode {
         if parameters.rawLeaves {
-            let block = Array(chunk)
-            let cid = CID.hashing(block, codec: .raw, version: 1)
-            try sink.put(cid, block)
-            return ImportedNode(cid: cid, tsize: UInt64(block.count), fileSize: UInt64(block.count))
+            let cid = chunk.withUnsafeBytes { CID.hashing(buffer: $0, codec: .raw, version: 1) }
+            if sink.wantsBlocks { try sink.put(cid, Array(chunk)) }
+            return ImportedNode(cid: cid, tsize: UInt64(chunk.count), fileSize: UInt64(chunk.count))
         }
-        let data = UnixFSData(kind: .file, data: chunk.isEmpty ? nil : Array(chunk), fileSize: UInt64(chunk.count))
-        let block = PBNode(links: [], data: data.encoded()).encoded()
-        let cid = CID.hashing(block, codec: .dagPB, version: parameters.cidVersion)
-        try sink.put(cid, block)
-        return ImportedNode(cid: cid, tsize: UInt64(block.count), fileSize: UInt64(chunk.count))
+        // A dag-pb leaf is `0a len { 08 02 [12 len chunk] 18 size }`: the chunk is hashed in place
+        // between its small protobuf prefix and suffix, never copied.
+        let count = UInt64(chunk.count)
+        var unixfsHead: [UInt8] = [0x08, 0x02]
+        if count > 0 { unixfsHead += [0x12] + Varint.encode(count) }
+        let suffix: [UInt8] = [0x18] + Varint.encode(count)
+        let unixfsLength = UInt64(unixfsHead.count) + count + UInt64(suffix.count)
+        let prefix: [UInt8] = [0x0A] + Varint.encode(unixfsLength) + unixfsHead
+        var hasher = SHA256()
+        hasher.update(data: prefix)
+        chunk.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        hasher.update(data: suffix)
+        let cid = CID(version: parameters.cidVersion, codec: .dagPB, hashCode: .sha2_256, digest: Array(hasher.finalize()))
+        let blockSize = UInt64(prefix.count + suffix.count) + count
+        if sink.wantsBlocks { try sink.put(cid, prefix + chunk + suffix) }
+        return ImportedNode(cid: cid, tsize: blockSize, fileSize: count)
     }
 
     private func parent(_ children: [ImportedNode]) throws -> ImportedNode {
@@ -100,18 +111,23 @@ struct ChunkReader {
     }
 
     private mutating func read() throws -> ArraySlice<UInt8>? {
-        var buffer = [UInt8](repeating: 0, count: size)
-        var filled = 0
-        while filled < size {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, size - filled) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FileImporter.ReadError(path: path, code: errno)
+        var failure: Int32 = 0
+        let buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in
+            var filled = 0
+            while filled < size {
+                let count = Glibc.read(fd, storage.baseAddress! + filled, size - filled)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    break
+                }
+                if count == 0 { break }
+                filled += count
             }
-            if count == 0 { break }
-            filled += count
+            initialized = filled
         }
-        if filled < size { ended = true }
-        return filled == 0 ? nil : buffer[0..<filled]
+        if failure != 0 { throw FileImporter.ReadError(path: path, code: failure) }
+        if buffer.count < size { ended = true }
+        return buffer.isEmpty ? nil : buffer[...]
     }
 }
