@@ -36,7 +36,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("hang-headers", "stall-body", "status", "corrupt", "truncate", "slow")
+MODES = ("hang-headers", "stall-body", "status", "corrupt", "truncate", "slow",
+         # applied by harness.trustless to CAR and raw-block responses
+         "car-reorder", "car-drop", "car-duplicate", "car-corrupt", "car-foreign", "car-pad",
+         "car-oversize", "car-truncate", "raw-corrupt")
 MAX_HANG_SECONDS = 120.0
 
 

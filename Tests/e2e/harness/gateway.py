@@ -59,6 +59,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
 from .cid import CID, CIDError
 from .faults import Fault, FaultError, FaultTable, Throttle
+from . import trustless
 from .procutil import die_with_parent, free_port, harness_env, stop_process, wait_for_file  # noqa: F401 (free_port re-exported)
 from .unixfs import InvalidDAG, Node, NotADirectory, PathNotFound, SymlinkInPath, UnixFS
 
@@ -78,6 +79,7 @@ class Request:
     query: dict[str, list[str]]
     headers: Any  # http.client.HTTPMessage
     body: bytes = b""
+    fault: Any = None  # the fault rule applied to this request, for handlers that shape content
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """First value of query parameter ``name``."""
@@ -200,6 +202,7 @@ class GatewayApp:
         self.add_route(["GET", "DELETE"], r"^/_standin/log/?$", handle_log, control=True)
         self.add_route(["GET"], r"^/_standin/health/?$", lambda app, req: text_response(200, "ok"), control=True)
         self.add_route(["GET", "HEAD"], r"^/ipfs(/|$)", handle_ipfs)
+        trustless.register(self)
 
     # -- request log ----------------------------------------------------
     def log_start(self, request: Request, fault: Fault | None) -> dict[str, Any]:
@@ -452,6 +455,7 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
         if route is None or not route.control:
             fault = app.faults.select(request.method, (target, urllib.parse.unquote(target)))
             entry = app.log_start(request, fault)
+            request.fault = fault
         try:
             if fault and fault.mode == "hang-headers":
                 fault.wait()
