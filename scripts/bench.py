@@ -141,11 +141,17 @@ def bench_big(top: Path, size_mib: int, repeats: int) -> list[tuple[str, str]]:
         via_gateway = top / "big-gateway.conf"
         write_config(via_gateway, top / "big-state", top / "big-pacman.conf", top / "big-mirrorlist",
                      [f"MirrorRoot = /ipfs/{root}", f"Gateway = {gateway.url}"])
+        via_trustless = top / "big-trustless.conf"
+        write_config(via_trustless, top / "big-state3", top / "big-pacman.conf", top / "big-mirrorlist",
+                     [f"MirrorRoot = /ipfs/{root}", "Gateway = http://127.0.0.1:9", f"TrustlessGateway = {gateway.url}"])
         via_mirror = top / "big-mirror.conf"
         write_config(via_mirror, top / "big-state2", top / "big-pacman.conf", top / "big-mirrorlist", [])
         mirror_url = f"{nginx.url('m')}/{rel}"
         cases = [
             ("gateway", [str(BIN), "--config", str(via_gateway), mirror_url, str(target)],
+             ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), f"{gateway.url}/ipfs/{root}/{rel}"]),
+            ("the stand-in as a trustless gateway (verified CAR) vs a plain path GET",
+             [str(BIN), "--config", str(via_trustless), mirror_url, str(target)],
              ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), f"{gateway.url}/ipfs/{root}/{rel}"]),
             ("nginx", [str(BIN), "--config", str(via_mirror), mirror_url, str(target)],
              ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), mirror_url]),
