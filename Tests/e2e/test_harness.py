@@ -611,3 +611,409 @@ def test_pacman_resumes_partial_download(make_pacman, gateway, ipfs_mirror):
     [entry] = [e for e in gateway.log() if e["path"].endswith(info.spec.filename)]
     assert entry["range"] == f"bytes={partial}-" and entry["status"] == 206
     assert entry["bytes"] == info.size - partial
+
+
+# ----------------------------------------------------------------------------
+# trustless gateway: ?format=car / ?format=raw and the CAR faults
+# ----------------------------------------------------------------------------
+from harness.car import CARError, header as car_header, read_car, section as car_section  # noqa: E402
+from harness.cid import read_varint  # noqa: E402
+from harness.protobuf import HAMT_SHARD, PBNode, UnixFSData  # noqa: E402
+from harness.trustless import FOREIGN_BLOCK, MAX_BLOCK, pad_bytes, raw_cid  # noqa: E402
+
+CAR_TYPE = "application/vnd.ipld.car; version=1; order=dfs; dups={}"
+
+
+def dfs_cids(store, cid, follow=lambda link: True):
+    """Every CID of the DAG under ``cid``, node first, children left to right (repeats kept)."""
+    out = [cid]
+    if cid.codec == 0x70:
+        for link in PBNode.decode(store.get(cid)).links:
+            if follow(link):
+                out += dfs_cids(store, link.cid, follow)
+    return out
+
+
+def first_occurrences(cids):
+    """``cids`` without repeats (what dups=n sends when the repeats are leaves)."""
+    seen, out = set(), []
+    for cid in cids:
+        if cid not in seen:
+            seen.add(cid)
+            out.append(cid)
+    return out
+
+
+def get_car(url, headers=None, **kwargs):
+    """GET a CAR: (reply, roots, [(cid, block)]) after checking status and framing."""
+    reply = http_get(url, headers=headers, timeout=30, **kwargs)
+    assert reply.status == 200, (reply.status, reply.body[:300])
+    assert reply.error is None, reply.error
+    assert reply.header("Transfer-Encoding") == "chunked" and reply.header("Content-Length") is None
+    roots, blocks = read_car(reply.body)
+    return reply, roots, blocks
+
+
+def section_spans(body):
+    """(start, end) byte offsets of every section of a well-formed CAR body."""
+    length, pos = read_varint(body, 0)
+    pos += length
+    spans = []
+    while pos < len(body):
+        start = pos
+        length, pos = read_varint(body, pos)
+        pos += length
+        spans.append((start, pos))
+    return spans
+
+
+def unixfs_data(block):
+    """The file bytes carried by one dag-pb UnixFS block."""
+    return UnixFSData.decode(PBNode.decode(block).data).data
+
+
+@pytest.fixture(scope="module")
+def dup_tree(tmp_path_factory, kubo_repo):
+    """libkubo import of {a.txt, b.txt (same bytes), zeros.bin (1 MiB of zeros → 4 identical chunks)}."""
+    root = tmp_path_factory.mktemp("dups") / "dups"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"same\n")
+    (root / "b.txt").write_bytes(b"same\n")
+    (root / "zeros.bin").write_bytes(bytes(4 * CHUNK))
+    return kubo_repo.add(root)
+
+
+def test_trustless_path_car_is_path_blocks_then_the_file_dfs(gateway, ipfs_mirror, kubo_repo):
+    """dag-scope=entity&car-dups=y: root, extra, os, x86_64, then the file DAG depth first."""
+    store = BlockStore(kubo_repo.blocks)
+    fs = UnixFS(store)
+    info = big_package(ipfs_mirror.manifest)
+    root = ipfs_mirror.root_cid
+    resolved = fs.resolve(root, info.path)
+    path_cids = resolved.roots[:-1]
+    assert len(path_cids) == 4 and str(path_cids[0]) == root
+    file_cid = resolved.roots[-1]
+    file_dag = dfs_cids(store, file_cid)
+    assert len(file_dag) > 10  # 3 MiB: a root and many 256 KiB chunks
+
+    url = gateway.car_url(root, info.path, dag_scope="entity", car_dups="y")
+    reply, roots, blocks = get_car(url)
+    assert reply.header("Content-Type") == CAR_TYPE.format("y")
+    assert reply.header("Content-Disposition") == f'attachment; filename="{root}.car"'
+    assert reply.header("X-Content-Type-Options") == "nosniff"
+    assert roots == [CID.parse(root)]
+    assert [cid for cid, _ in blocks] == path_cids + file_dag
+    assert all(cid.verify(block) for cid, block in blocks)
+    names = info.path.split("/")
+    for (_, parent), name, (child, _) in zip(blocks, names, blocks[1:]):
+        assert [l.cid for l in PBNode.decode(parent).links if l.name == name] == [child]
+    file_bytes = b"".join(unixfs_data(block) for _, block in blocks[4:])
+    assert len(file_bytes) == info.size and sha256(file_bytes) == info.sha256
+
+    # The same request through Accept parameters alone; and scope=all of a file is its entity.
+    accept = {"Accept": "application/vnd.ipld.car; version=1; order=dfs; dups=y"}
+    assert http_get(gateway.ipfs_url(root, info.path) + "?dag-scope=entity", headers=accept).body == reply.body
+    assert get_car(gateway.car_url(root, info.path, car_dups="y"))[0].body == reply.body
+    # scope=block: only the blocks that resolve the path, and the file's root block.
+    _, _, only = get_car(gateway.car_url(root, info.path, dag_scope="block"))
+    assert [cid for cid, _ in only] == path_cids + [file_cid]
+    head = http_get(url, method="HEAD")
+    assert head.status == 200 and head.body == b"" and head.header("Content-Type") == CAR_TYPE.format("y")
+
+    entries = [e for e in gateway.log() if e["method"] == "GET"]
+    assert entries[0]["format"] == "car" and entries[0]["blocks"] == len(blocks) and entries[0]["fault"] is None
+    assert entries[-1]["blocks"] == 5
+
+
+def test_trustless_car_errors(gateway, ipfs_mirror):
+    """404 for a missing root block or path segment, 400 for bad parameters."""
+    root = ipfs_mirror.root_cid
+    absent = str(raw_cid(b"not in the block store"))
+    assert http_get(gateway.car_url(absent)).status == 404
+    assert http_get(gateway.car_url(root, "core/os/x86_64/nope.pkg.tar.zst")).status == 404
+    assert http_get(gateway.car_url(root, "lastupdate/below-a-file")).status == 404
+    for bad in ({"dag_scope": "tree"}, {"car_dups": "maybe"}, {"car_version": "2"}, {"car_order": "bfs"}):
+        assert http_get(gateway.car_url(root, **bad)).status == 400, bad
+    assert http_get(gateway.car_url(root, "lastupdate", entity_bytes="0:10")).status == 501
+    reply = http_get(gateway.car_url("bafkqaaa"))
+    assert reply.status == 200 and read_car(reply.body) == ([CID.parse("bafkqaaa")], [])
+
+
+def hamt_bucket_path(store, root, name):
+    """Inner shard CIDs and the entry CID for ``name``, following the murmur3 digest bytes."""
+    digest = murmur3_x64_64(name.encode())
+    node, shards = PBNode.decode(store.get(root)), []
+    for depth in range(8):
+        prefix = f"{digest[depth]:02X}"
+        [link] = [l for l in node.links if l.name.startswith(prefix)]
+        if link.name == prefix:
+            shards.append(link.cid)
+            node = PBNode.decode(store.get(link.cid))
+        else:
+            assert link.name == prefix + name
+            return shards, link.cid
+    raise AssertionError("HAMT too deep")
+
+
+def test_trustless_hamt_path_car(gateway, hamt_dir, kubo_repo):
+    """A path through the HAMT: root shard, the shards along the bucket path, then the entry."""
+    store = BlockStore(kubo_repo.blocks)
+    root = CID.parse(hamt_dir.cid)
+    names = random.Random(7).sample(sorted(hamt_dir.entries), 12)
+    deep = 0
+    for name in names:
+        shards, entry = hamt_bucket_path(store, root, name)
+        deep += bool(shards)
+        _, roots, blocks = get_car(gateway.car_url(hamt_dir.cid, name, dag_scope="block"))
+        assert roots == [root]
+        assert [cid for cid, _ in blocks] == [root, *shards, entry], name
+        for cid, block in blocks[:-1]:
+            assert UnixFSData.decode(PBNode.decode(block).data).type == HAMT_SHARD
+        assert unixfs_data(blocks[-1][1]) == hamt_dir.entries[name]
+        assert all(cid.verify(block) for cid, block in blocks)
+    assert deep == len(names)  # 4100 entries: every bucket of the root holds a sub-shard
+    assert http_get(gateway.car_url(hamt_dir.cid, "entry-" + "9" * 24)).status == 404
+
+    # dag-scope=entity of the HAMT itself: every shard block, depth first, and no entry.
+    _, _, blocks = get_car(gateway.car_url(hamt_dir.cid, dag_scope="entity"))
+    shard_dag = dfs_cids(store, root, follow=lambda link: len(link.name) == 2)
+    assert [cid for cid, _ in blocks] == shard_dag and len(shard_dag) > 200
+    assert {UnixFSData.decode(PBNode.decode(b).data).type for _, b in blocks} == {HAMT_SHARD}
+    # dag-scope=all: shards and entries interleaved in link order.
+    _, _, every = get_car(gateway.car_url(hamt_dir.cid))
+    assert [cid for cid, _ in every] == dfs_cids(store, root)
+    assert len(every) == len(shard_dag) + len(hamt_dir.entries)
+
+
+def test_trustless_dups(gateway, dup_tree, kubo_repo):
+    """dups=y repeats identical chunks and files at each occurrence; dups=n (the default) sends them once."""
+    store = BlockStore(kubo_repo.blocks)
+    root = CID.parse(dup_tree)
+    zeros = UnixFS(store).resolve(root, "zeros.bin").node
+    [leaf] = {link.cid for link in zeros.pb.links}
+    assert len(zeros.pb.links) == 4
+
+    reply, _, blocks = get_car(gateway.car_url(dup_tree, "zeros.bin", dag_scope="entity", car_dups="y"))
+    assert reply.header("Content-Type") == CAR_TYPE.format("y")
+    assert [cid for cid, _ in blocks] == [root, zeros.cid, leaf, leaf, leaf, leaf]
+    assert b"".join(unixfs_data(b) for _, b in blocks[1:]) == bytes(4 * CHUNK)
+    for params in ({"car_dups": "n"}, {}):
+        reply, _, blocks = get_car(gateway.car_url(dup_tree, "zeros.bin", dag_scope="entity", **params))
+        assert reply.header("Content-Type") == CAR_TYPE.format("n")
+        assert [cid for cid, _ in blocks] == [root, zeros.cid, leaf]
+
+    # Accept's dups=y applies unless the query says otherwise.
+    accept = {"Accept": "application/vnd.ipld.car; dups=y"}
+    reply, _, blocks = get_car(gateway.ipfs_url(dup_tree, "zeros.bin") + "?format=car", headers=accept)
+    assert reply.header("Content-Type") == CAR_TYPE.format("y") and len(blocks) == 6
+    reply, _, blocks = get_car(gateway.car_url(dup_tree, "zeros.bin", car_dups="n"), headers=accept)
+    assert reply.header("Content-Type") == CAR_TYPE.format("n") and len(blocks) == 3
+
+    # The whole directory: b.txt is a.txt's block.
+    full = dfs_cids(store, root)
+    assert len(full) == 8 and full[1] == full[2]
+    assert [cid for cid, _ in get_car(gateway.car_url(dup_tree, car_dups="y"))[2]] == full
+    assert [cid for cid, _ in get_car(gateway.car_url(dup_tree))[2]] == first_occurrences(full)
+    assert len(first_occurrences(full)) == 4
+
+
+def test_trustless_raw_blocks(gateway, ipfs_mirror, kubo_repo):
+    """?format=raw: the block (hashing to its CID), 404 when missing, 400 with a path, the probe."""
+    store = BlockStore(kubo_repo.blocks)
+    root = ipfs_mirror.root_cid
+    leaf = PBNode.decode(store.get(UnixFS(store).resolve(root, big_package(ipfs_mirror.manifest).path).node.cid)).links[0].cid
+    for cid in (root, str(leaf)):
+        reply = http_get(gateway.raw_url(cid))
+        assert reply.status == 200 and reply.header("Content-Type") == "application/vnd.ipld.raw"
+        assert CID.parse(cid).verify(reply.body) and reply.body == store.get(CID.parse(cid))
+        assert int(reply.header("Content-Length")) == len(reply.body)
+    assert http_get(gateway.ipfs_url(root), headers={"Accept": "application/vnd.ipld.raw"}).body == store.get(CID.parse(root))
+    # format= wins over Accept.
+    both = http_get(gateway.raw_url(root), headers={"Accept": "application/vnd.ipld.car"})
+    assert both.header("Content-Type") == "application/vnd.ipld.raw"
+    head = http_get(gateway.raw_url(root), method="HEAD")
+    assert head.status == 200 and head.body == b"" and int(head.header("Content-Length")) == len(store.get(CID.parse(root)))
+    assert http_get(gateway.raw_url(str(raw_cid(b"absent block")))).status == 404
+    assert http_get(gateway.ipfs_url(root, "lastupdate") + "?format=raw").status == 400
+    probe = http_get(gateway.raw_url("bafkqaaa"))
+    assert probe.status == 200 and probe.body == b""
+    assert http_get(gateway.ipfs_url(root, "lastupdate")).status == 200
+    formats = [e["format"] for e in gateway.log()]
+    assert formats[:2] == ["raw", "raw"] and formats[-1] == "file"
+
+
+def _swap(blocks, i):
+    blocks = list(blocks)
+    blocks[i], blocks[i + 1] = blocks[i + 1], blocks[i]
+    return blocks
+
+
+def _flip(block, offset):
+    data = bytearray(block)
+    data[offset] ^= 0xFF
+    return bytes(data)
+
+
+# (mode, params, expected sections from the clean ones `b` and the default target `m`, which is
+# 4 (the path blocks) + entity blocks // 2). car-oversize's block is checked separately.
+CAR_FAULT_CASES = [
+    ("car-reorder", {}, lambda b, m: _swap(b, m)),
+    ("car-reorder", {"index": 0}, lambda b, m: _swap(b, 4)),
+    ("car-reorder", {"index": -1}, lambda b, m: _swap(b, len(b) - 2)),
+    ("car-reorder", {"section": 0}, lambda b, m: _swap(b, 0)),
+    ("car-drop", {}, lambda b, m: b[:m] + b[m + 1:]),
+    ("car-drop", {"index": -1}, lambda b, m: b[:-1]),
+    ("car-duplicate", {"index": 2}, lambda b, m: b[:7] + b[6:]),
+    ("car-corrupt", {}, lambda b, m: b[:m] + [(b[m][0], _flip(b[m][1], len(b[m][1]) // 2))] + b[m + 1:]),
+    ("car-corrupt", {"index": 0, "offset": 3}, lambda b, m: b[:4] + [(b[4][0], _flip(b[4][1], 3))] + b[5:]),
+    ("car-foreign", {}, lambda b, m: b[:m] + [(raw_cid(FOREIGN_BLOCK), FOREIGN_BLOCK)] + b[m + 1:]),
+    ("car-oversize", {}, lambda b, m: b[:4] + [None] + b[4:]),
+]
+
+
+@pytest.mark.parametrize("mode,params,expect", CAR_FAULT_CASES,
+                         ids=[f"{m}-{'-'.join(f'{k}{v}' for k, v in p.items()) or 'default'}" for m, p, _ in CAR_FAULT_CASES])
+def test_trustless_car_fault_sections(gateway, ipfs_mirror, mode, params, expect):
+    """Each section-level CAR fault changes exactly the targeted sections."""
+    info = big_package(ipfs_mirror.manifest)
+    url = gateway.car_url(ipfs_mirror.root_cid, info.path, dag_scope="entity", car_dups="y")
+    _, _, clean = get_car(url)
+    mid = 4 + (len(clean) - 4) // 2
+    gateway.set_fault(mode, match=info.spec.filename, times=1, **params)
+    _, roots, got = get_car(url)
+    want = expect(clean, mid)
+    if mode == "car-oversize":
+        cid, block = got[4]
+        assert len(block) == MAX_BLOCK + 1 and cid.version == 1 and cid.codec == 0x55 and cid.verify(block)
+        want[4] = (cid, block)
+    assert roots == [CID.parse(ipfs_mirror.root_cid)]
+    assert got == want
+    bad = [i for i, (cid, block) in enumerate(got) if not cid.verify(block)]
+    assert bad == ([mid] if mode == "car-corrupt" and not params else [4] if mode == "car-corrupt" else [])
+    assert get_car(url)[2] == clean  # times=1
+    faulted, again = [e for e in gateway.log() if e["method"] == "GET"][1:]
+    assert faulted["fault"] == mode and faulted["blocks"] == len(got) and again["fault"] is None
+
+
+def test_trustless_car_pad_and_truncate(gateway, ipfs_mirror):
+    """car-pad appends garbage; car-truncate ends the CAR inside a section (cleanly, or by closing)."""
+    info = big_package(ipfs_mirror.manifest)
+    url = gateway.car_url(ipfs_mirror.root_cid, info.path, dag_scope="entity", car_dups="y")
+    clean_reply, _, clean = get_car(url)
+    body = clean_reply.body
+    spans = section_spans(body)
+    mid = 4 + (len(clean) - 4) // 2
+
+    gateway.set_fault("car-pad", match=info.spec.filename, times=1)
+    padded = http_get(url)
+    assert padded.error is None and padded.body == body + b"\xab" * 100 and pad_bytes(100) == b"\xab" * 100
+    with pytest.raises(CARError):
+        read_car(padded.body)
+    gateway.set_fault("car-pad", match=info.spec.filename, times=1, bytes=7)
+    assert http_get(url).body == body + b"\xab" * 7
+
+    gateway.set_fault("car-truncate", match=info.spec.filename, times=1)
+    cut = http_get(url)
+    start, end = spans[mid]
+    assert cut.status == 200 and cut.error is None  # the HTTP body ends cleanly
+    assert start < len(cut.body) < end and cut.body == body[:len(cut.body)]
+    with pytest.raises(CARError, match="truncated section"):
+        read_car(cut.body)
+    assert read_car(cut.body[:start])[1] == clean[:mid]
+
+    gateway.set_fault("car-truncate", match=info.spec.filename, times=1, index=1, close=True)
+    closed = http_get(url)
+    start, end = spans[5]
+    assert isinstance(closed.error, http.client.IncompleteRead)
+    assert start < len(closed.body) < end and closed.body == body[:len(closed.body)]
+    entries = [e for e in gateway.log() if e["method"] == "GET"]
+    assert [e["fault"] for e in entries] == [None, "car-pad", "car-pad", "car-truncate", "car-truncate"]
+    assert entries[3]["blocks"] == mid and entries[4]["blocks"] == 5
+
+
+def test_trustless_fault_scoping_and_byte_faults(gateway, ipfs_mirror, kubo_repo):
+    """CAR modes touch CARs only, raw-corrupt raw blocks only; byte-level modes work on CARs too."""
+    info = big_package(ipfs_mirror.manifest)
+    root = ipfs_mirror.root_cid
+    url = gateway.car_url(root, info.path, dag_scope="entity", car_dups="y")
+    body = get_car(url)[0].body
+    block = BlockStore(kubo_repo.blocks).get(CID.parse(root))
+
+    gateway.set_fault("car-drop", times=1)
+    gateway.set_fault("raw-corrupt", times=1)
+    assert sha256(http_get(gateway.ipfs_url(root, info.path)).body) == info.sha256
+    assert [f["hits"] for f in gateway.faults()] == [0, 0]
+    assert len(read_car(http_get(url).body)[1]) == len(read_car(body)[1]) - 1  # the car-drop
+    raw = http_get(gateway.raw_url(root)).body
+    assert len(raw) == len(block) and [i for i in range(len(raw)) if raw[i] != block[i]] == [len(block) // 2]
+    assert [f["hits"] for f in gateway.faults()] == [1, 1]
+    gateway.set_fault("raw-corrupt", times=1, offset=0)
+    assert http_get(gateway.raw_url(root)).body == bytes([block[0] ^ 0xFF]) + block[1:]
+    gateway.clear_faults()
+
+    gateway.set_fault("truncate", match="format=car", times=1, after=5000)
+    reply = http_get(url)
+    assert isinstance(reply.error, http.client.IncompleteRead) and reply.body == body[:5000]
+    gateway.set_fault("stall-body", match="format=car", times=1, after=3000)
+    reply = http_get(url, read_timeout=1.0)
+    assert isinstance(reply.error, socket.timeout) and reply.body == body[:3000]
+    gateway.clear_faults()
+    gateway.set_fault("corrupt", match="format=car", times=1, offset=2000)
+    got = http_get(url).body
+    assert len(got) == len(body) and [i for i in range(len(body)) if got[i] != body[i]] == [2000]
+    gateway.set_fault("status", match="format=car", times=1, code=504)
+    assert http_get(url).status == 504
+    formats = {e["format"] for e in gateway.log()}
+    assert formats == {"file", "car", "raw"}
+
+
+def test_trustless_missing_block_mid_stream(tmp_path, dup_tree, kubo_repo):
+    """A block missing below the path ends the CAR early: status 200, X-Stream-Error trailer."""
+    store = BlockStore(kubo_repo.blocks)
+    root = CID.parse(dup_tree)
+    every = dfs_cids(store, root)
+    leaf = every[-1]
+    blocks = tmp_path / "blocks"
+    for cid in set(every) - {leaf}:
+        target = blocks / store.path_for(cid).relative_to(store.directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(store.get(cid))
+    with Gateway(blocks, workdir=tmp_path) as gw:
+        reply, _, got = get_car(gw.car_url(dup_tree, "zeros.bin", car_dups="y"))
+        assert [cid for cid, _ in got] == every[:1] + every[3:4]  # root, zeros.bin's root, then nothing
+        [entry] = gw.log()
+        assert entry["blocks"] == 2 and "not found" in entry["stream_error"]
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+            target = urllib.parse.urlsplit(gw.car_url(dup_tree, "zeros.bin"))
+            sock.sendall(f"GET {target.path}?{target.query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        assert b"\r\nTrailer: X-Stream-Error\r\n" in raw
+        assert raw.endswith(f"\r\n0\r\nX-Stream-Error: block {leaf} not found\r\n\r\n".encode())
+        assert http_get(gw.raw_url(str(leaf))).status == 404
+
+
+def test_read_car_is_strict():
+    """read_car rejects bad headers, non-minimal varints, empty/short sections; verify checks hashes."""
+    block = b"strict"
+    cid = raw_cid(block)
+    good = car_header(cid) + car_section(cid, block)
+    assert read_car(good, verify=True) == ([cid], [(cid, block)])
+    v0 = CID.parse(HELLO_CID)
+    assert read_car(car_header(v0) + car_section(v0, b"x"))[1] == [(v0, b"x")]  # CIDv0 section, no verify
+    bad_cases = {
+        "non-minimal section varint": car_header(cid) + bytes([0x80 | len(car_section(cid, block)) - 1, 0x00])
+                                      + car_section(cid, block)[1:],
+        "zero-length section": good + b"\x00",
+        "truncated section": good[:-1],
+        "truncated header": good[:10],
+        "version 2": good.replace(b"version\x01", b"version\x02"),
+        "garbage after": good + b"\xff",
+    }
+    for what, data in bad_cases.items():
+        with pytest.raises(CARError):
+            read_car(data)
+            pytest.fail(what)
+    with pytest.raises(CARError, match="does not match"):
+        read_car(car_header(cid) + car_section(cid, b"strict!"), verify=True)

@@ -24,6 +24,38 @@ their parameters:
 ``slow``           throttle the body to ``rate`` bytes/s (default 16384)
 =================  ==========================================================
 
+On a streamed (chunked) response such as a CAR, ``after`` is not clamped
+(``stall-body``/``truncate`` always leave the chunked body unterminated) and
+``corrupt``'s default ``offset`` is 1024 (the length is not known up front).
+
+CAR modes apply only to ``?format=car`` requests (and ``raw-corrupt`` only to
+``?format=raw`` requests); other requests neither trigger them nor count as
+hits. ``index`` selects a block among the *entity* blocks, i.e. those after
+the blocks that resolve the path (0 = the terminal block, negative counts
+from the end, default: the middle one, ``n // 2``; out-of-range values are
+clamped); ``section`` instead gives an absolute position among all blocks
+(0 = the first block sent). See :mod:`harness.trustless`.
+
+=================  ==========================================================
+``car-reorder``    swap the block at ``index`` with the next one (the last
+                   block with the one before it)
+``car-drop``       leave out the block at ``index``
+``car-duplicate``  send the block at ``index`` twice in a row
+``car-corrupt``    flip one byte (XOR 0xFF) of the block data at ``index``;
+                   ``offset`` inside the block, default its middle; CID kept
+``car-foreign``    replace the block at ``index`` by the valid raw block
+                   ``b"foreign"`` with its CIDv1 (raw, sha2-256)
+``car-pad``        append ``bytes`` (default 100) garbage bytes (0xAB, an
+                   over-long varint) after the last section
+``car-oversize``   insert before the entity block at ``index`` (default 0)
+                   a valid raw block of ``size`` bytes (default 2 MiB + 1)
+``car-truncate``   end the CAR halfway through the section at ``index``;
+                   the HTTP body ends cleanly unless ``close`` is true (then
+                   the connection is closed without the last chunk)
+``raw-corrupt``    flip one byte (XOR 0xFF) of a raw block response at
+                   ``offset`` (default: its middle)
+=================  ==========================================================
+
 Every hang or throttle ends when the rules are cleared (``DELETE
 /_standin/faults``), when the server stops, or after ``max_seconds``
 (default and maximum 120 s), whichever comes first.
@@ -36,15 +68,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("hang-headers", "stall-body", "status", "corrupt", "truncate", "slow",
-         # applied by harness.trustless to CAR and raw-block responses
-         "car-reorder", "car-drop", "car-duplicate", "car-corrupt", "car-foreign", "car-pad",
-         "car-oversize", "car-truncate", "raw-corrupt")
+# applied by harness.trustless to CAR and raw-block responses only
+CAR_MODES = ("car-reorder", "car-drop", "car-duplicate", "car-corrupt", "car-foreign", "car-pad",
+             "car-oversize", "car-truncate")
+RAW_MODES = ("raw-corrupt",)
+MODES = ("hang-headers", "stall-body", "status", "corrupt", "truncate", "slow") + CAR_MODES + RAW_MODES
+MAX_OVERSIZE = 64 << 20  # largest car-oversize block
 MAX_HANG_SECONDS = 120.0
 
 
 class FaultError(ValueError):
     """An invalid fault rule was posted."""
+
+
+class CutConnection(Exception):
+    """Raised by a response body iterator: close the connection now, without finishing the body."""
 
 
 @dataclass
@@ -75,9 +113,15 @@ class Fault:
             raise FaultError("times must be a non-negative integer")
         method = spec.pop("method", None)
         fault = cls(mode=mode, match=str(match), times=times, method=method, params=spec)
-        for key in ("after", "offset", "code", "rate"):
-            if key in spec and (not isinstance(spec[key], int) or spec[key] < 0):
+        for key in ("after", "offset", "code", "rate", "section", "bytes", "size"):
+            if key in spec and (not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 0):
                 raise FaultError(f"{key} must be a non-negative integer")
+        if "index" in spec and (not isinstance(spec["index"], int) or isinstance(spec["index"], bool)):
+            raise FaultError("index must be an integer")
+        if "close" in spec and not isinstance(spec["close"], bool):
+            raise FaultError("close must be true or false")
+        if mode == "car-oversize" and not 0 < spec.get("size", 1) <= MAX_OVERSIZE:
+            raise FaultError(f"size must be between 1 and {MAX_OVERSIZE}")
         if mode == "slow" and spec.get("rate") == 0:
             raise FaultError("rate must be positive")
         if "max_seconds" in spec and not isinstance(spec["max_seconds"], (int, float)):
@@ -136,13 +180,20 @@ class FaultTable:
         with self._lock:
             return [f.to_json() for f in self._faults]
 
-    def select(self, method: str, targets: tuple[str, ...]) -> Fault | None:
-        """Pick the first live rule matching the request and count the hit."""
+    def select(self, method: str, targets: tuple[str, ...], fmt: str | None = None) -> Fault | None:
+        """Pick the first live rule matching the request and count the hit.
+
+        ``fmt`` is the requested ``/ipfs`` response format (``car``, ``raw``,
+        None for the path gateway): CAR modes only match ``car`` requests and
+        ``raw-corrupt`` only ``raw`` ones.
+        """
         with self._lock:
             for fault in self._faults:
                 if fault.times is not None and fault.hits >= fault.times:
                     continue
                 if fault.method and fault.method.upper() != method.upper():
+                    continue
+                if (fault.mode in CAR_MODES and fmt != "car") or (fault.mode in RAW_MODES and fmt != "raw"):
                     continue
                 if any(fault.match in t for t in targets):
                     fault.hits += 1

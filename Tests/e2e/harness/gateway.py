@@ -15,8 +15,14 @@ Routes (``GatewayApp.routes``, first match wins):
   ``Cache-Control``; single ``Range`` (``N-``, ``N-M``, ``-S``) → 206 or 416;
   404 for a missing path or block, 400 for a bad CID, 301 for a directory
   without trailing slash, an HTML listing for a directory with it.
+* ``GET|HEAD /ipfs/<cid>[/<path>]?format=car`` and ``/ipfs/<cid>?format=raw``
+  (or the ``Accept`` types ``application/vnd.ipld.car`` / ``.raw``) – the
+  trustless gateway of :mod:`harness.trustless`, installed by default. CARs
+  are streamed with ``Transfer-Encoding: chunked``.
 * ``/_standin/faults`` (``GET``/``POST``/``DELETE``) and ``/_standin/log``
-  (``GET``/``DELETE``) – control endpoints, never subject to faults.
+  (``GET``/``DELETE``) – control endpoints, never subject to faults. Log
+  entries carry ``format`` (``file`` for the path gateway, ``car``, ``raw``)
+  and for CARs ``blocks``, the number of sections sent.
 
 Extension points for later work (each in its own module, loaded with
 ``--plugin MODULE`` which must define ``register(app)``):
@@ -30,7 +36,11 @@ Extension points for later work (each in its own module, loaded with
 
 A handler takes ``(app, request)`` and returns a :class:`Response`. Faults
 (see :mod:`harness.faults`) are applied by the server to whatever response
-a handler returns.
+a handler returns; handlers that shape content themselves (the CAR faults)
+find the selected rule in ``request.fault`` and the log entry in
+``request.log``. A response with ``chunked=True`` has no length: its body
+iterator is sent with chunked transfer encoding, then ``trailers``; raising
+:class:`harness.faults.CutConnection` from it closes the connection at once.
 """
 
 from __future__ import annotations
@@ -58,7 +68,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
 from .cid import CID, CIDError
-from .faults import Fault, FaultError, FaultTable, Throttle
+from .faults import CutConnection, Fault, FaultError, FaultTable, Throttle
 from . import trustless
 from .procutil import die_with_parent, free_port, harness_env, stop_process, wait_for_file  # noqa: F401 (free_port re-exported)
 from .unixfs import InvalidDAG, Node, NotADirectory, PathNotFound, SymlinkInPath, UnixFS
@@ -80,6 +90,7 @@ class Request:
     headers: Any  # http.client.HTTPMessage
     body: bytes = b""
     fault: Any = None  # the fault rule applied to this request, for handlers that shape content
+    log: dict[str, Any] | None = None  # this request's log entry, for handlers that add details
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """First value of query parameter ``name``."""
@@ -94,6 +105,9 @@ class Response:
     ``body`` is bytes or an iterable of byte chunks totalling ``length``.
     ``entity_offset``/``entity_size`` locate the body inside the served
     entity (the file) so that byte-level faults address file offsets.
+    With ``chunked`` the length is unknown: the body goes out with chunked
+    transfer encoding, followed by ``trailers`` (declared up front by name
+    in ``trailer_names``; the body iterator may fill in their values).
     """
 
     status: int
@@ -102,8 +116,14 @@ class Response:
     length: int | None = None
     entity_offset: int = 0
     entity_size: int | None = None
+    chunked: bool = False
+    trailer_names: tuple[str, ...] = ()
+    trailers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.chunked:
+            self.length = None
+            return
         if self.length is None:
             if not isinstance(self.body, (bytes, bytearray)):
                 raise ValueError("streamed Response needs an explicit length")
@@ -300,6 +320,19 @@ def split_ipfs_path(raw_path: str) -> tuple[str, list[str]]:
     return cid_text, segments
 
 
+def requested_format(app: GatewayApp, req: Request) -> str | None:
+    """The response format asked for: ``?format=`` wins, else the first known ``Accept`` type."""
+    fmt = req.param("format")
+    if fmt is None:
+        accept = (req.headers.get("Accept") or "").split(",")
+        for item in accept:
+            mime = item.split(";")[0].strip().lower()
+            if mime in app.accept_formats:
+                fmt = app.accept_formats[mime]
+                break
+    return fmt or None
+
+
 def handle_ipfs(app: GatewayApp, req: Request) -> Response:
     """``GET|HEAD /ipfs/<cid>[/<path>]``: the UnixFS path gateway."""
     cid_text, segments = split_ipfs_path(req.path)
@@ -310,14 +343,7 @@ def handle_ipfs(app: GatewayApp, req: Request) -> Response:
     except (CIDError, ValueError) as exc:
         return text_response(400, f"invalid path {req.path!r}: invalid CID: {exc}")
 
-    fmt = req.param("format")
-    if fmt is None:
-        accept = (req.headers.get("Accept") or "").split(",")
-        for item in accept:
-            mime = item.split(";")[0].strip().lower()
-            if mime in app.accept_formats:
-                fmt = app.accept_formats[mime]
-                break
+    fmt = requested_format(app, req)
     if fmt:
         handler = app.ipfs_formats.get(fmt)
         if handler is None:
@@ -453,9 +479,14 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
         fault = None
         entry = None
         if route is None or not route.control:
-            fault = app.faults.select(request.method, (target, urllib.parse.unquote(target)))
+            fmt = requested_format(app, request)
+            fault = app.faults.select(request.method, (target, urllib.parse.unquote(target)), fmt)
             entry = app.log_start(request, fault)
+            entry["format"] = fmt or ("file" if re.match(r"^/ipfs(/|$)", raw_path) else None)
+            if fmt == "car":
+                entry["blocks"] = 0
             request.fault = fault
+            request.log = entry
         try:
             if fault and fault.mode == "hang-headers":
                 fault.wait()
@@ -481,32 +512,48 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
                 entry["done"] = True
 
     def _send(self, request: Request, response: Response, fault: Fault | None, entry: dict | None) -> None:
+        chunked = response.chunked
         length = response.length or 0
         if entry is not None:
             entry["status"] = response.status
-            entry["length"] = length
+            entry["length"] = None if chunked else length
         self.send_response(response.status)
         for key, value in response.headers:
             self.send_header(key, value)
-        self.send_header("Content-Length", str(length))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            if response.trailer_names:
+                self.send_header("Trailer", ", ".join(response.trailer_names))
+        else:
+            self.send_header("Content-Length", str(length))
         if fault and fault.mode in ("stall-body", "truncate", "slow"):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        if request.method == "HEAD" or response.status in (204, 304) or length == 0:
+        if request.method == "HEAD" or response.status in (204, 304) or (length == 0 and not chunked):
             self.wfile.flush()
             return
-        self._send_body(response, fault, entry)
+        self._chunked = chunked
+        try:
+            self._send_body(response, fault, entry)
+        finally:
+            self._chunked = False
+        if chunked:
+            trailers = "".join(f"{k}: {v}\r\n" for k, v in response.trailers.items() if k in response.trailer_names)
+            self.wfile.write(b"0\r\n" + trailers.encode("latin-1", "replace") + b"\r\n")
+            self.wfile.flush()
 
     def _send_body(self, response: Response, fault: Fault | None, entry: dict | None) -> None:
         length = response.length or 0
         mode = fault.mode if fault else None
         budget = None  # bytes to send before stalling/truncating
         if mode in ("stall-body", "truncate"):
-            budget = min(int(fault.params.get("after", 65536)), max(0, length - 1))
+            after = int(fault.params.get("after", 65536))
+            budget = after if response.chunked else min(after, max(0, length - 1))
         flip = None
         if mode == "corrupt":
-            flip = int(fault.params.get("offset", (response.entity_size or 0) // 2))
+            default = 1024 if response.chunked else (response.entity_size or 0) // 2
+            flip = int(fault.params.get("offset", default))
         throttle = Throttle(fault, int(fault.params.get("rate", 16384))) if mode == "slow" else None
         sent = 0
         pos = response.entity_offset
@@ -535,16 +582,25 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
         except (BlockNotFound, BlockCorrupt, InvalidDAG) as exc:
             sys.stderr.write(f"aborting body: {exc}\n")
             raise _Abort() from None
+        except CutConnection:
+            raise _Abort() from None
         if budget is not None:
             self.wfile.flush()
             if mode == "stall-body":
                 fault.wait()
             raise _Abort()
 
+    _chunked = False  # set while a chunked body is being sent
+
     def _write(self, data: bytes, entry: dict | None) -> None:
         if self.app.stopping.is_set():
             raise _Abort()
-        self.wfile.write(data)
+        if not data:
+            return  # an empty chunk would end a chunked body
+        if self._chunked:
+            self.wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
+        else:
+            self.wfile.write(data)
         self.wfile.flush()
         if entry is not None:
             entry["bytes"] += len(data)
@@ -650,6 +706,18 @@ class Gateway:
             url += "/" + urllib.parse.quote(path.lstrip("/"))
         return url
 
+    def car_url(self, cid: str, path: str = "", **params: Any) -> str:
+        """URL of ``/ipfs/<cid>/<path>?format=car&…``; ``dag_scope="entity"`` → ``dag-scope=entity``.
+
+        Example: ``gw.car_url(root, "extra/os/x86_64/x.pkg.tar.zst", dag_scope="entity", car_dups="y")``.
+        """
+        query = [("format", "car")] + [(key.replace("_", "-"), str(value)) for key, value in params.items()]
+        return self.ipfs_url(cid, path) + "?" + urllib.parse.urlencode(query)
+
+    def raw_url(self, cid: str) -> str:
+        """URL of ``/ipfs/<cid>?format=raw`` (one block)."""
+        return f"{self.url}/ipfs/{cid}?format=raw"
+
     def start(self, timeout: float = 15.0) -> "Gateway":
         """Start the subprocess and wait until it listens."""
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -714,7 +782,7 @@ class Gateway:
         return self._control("GET", "/_standin/faults")
 
     def log(self) -> list[dict]:
-        """Requests served so far: method, path, range, status, bytes, fault, done."""
+        """Requests served so far: method, path, range, status, bytes, fault, format, done (CARs: blocks)."""
         return self._control("GET", "/_standin/log")
 
     def clear_log(self) -> None:
