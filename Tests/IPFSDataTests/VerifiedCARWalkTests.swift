@@ -128,6 +128,8 @@ import Testing
         foreign[100] = (CID.hashing(stranger, codec: .raw, version: 1), stranger)
         #expect(run(walk(fixture, output: Output()), fixture.car(foreign)).map { if case .unexpectedBlock = $0 { true } else { false } } == true)
         #expect(run(walk(fixture, output: Output()), fixture.car(sections, trailer: [1, 2, 3])) != nil)
+        // Trailing bytes that read as the start of a section are refused too, not taken as a cut.
+        #expect(run(walk(fixture, output: Output()), fixture.car(sections, trailer: [0x05, 0x01])) == .extraData)
         let huge = [UInt8](repeating: 7, count: CARReader.maximumBlockSize + 1)
         var oversized = sections
         oversized.insert((CID.hashing(huge, codec: .raw, version: 1), huge), at: 1)

@@ -122,9 +122,11 @@ public final class VerifiedCARWalk {
 
     /// Called at the end of the stream. A partial last section is dropped (a stream may break
     /// anywhere); what is missing is then ``nextNeeded``. A stream without a header is an error.
+    /// Bytes left over once the walk is complete are refused, whatever they look like.
     public func endOfStream() throws(Failure) {
-        buffer.removeAll()
         guard headerDone else { throw .malformed("no header") }
+        guard buffer.isEmpty || !stack.isEmpty else { throw .extraData }
+        buffer.removeAll()
     }
 
     /// Fills a gap with a block fetched on its own (a `?format=raw` response).
