@@ -22,6 +22,19 @@ def trustless_setup(box, ipfs_mirror, gateway, **kwargs):
                      extra=[f"TrustlessGateway = {gateway.url}"], **kwargs)
 
 
+def install_big_with_fault(fault, make_pacman, nginx, gateway, ipfs_mirror, mirror):
+    """Syncs, arms `fault` on ipx-big's requests and installs it; returns the setup and file name."""
+    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
+    setup = trustless_setup(box, ipfs_mirror, gateway)
+    pacman_ok(box, "-Sy")
+    big = Path(mirror.package("ipx-big").path).name
+    gateway.set_fault(match=big, **fault)
+    pacman_ok(box, "-S", "ipx-big")
+    print("\n" + setup.report())
+    assert_cache_clean(box, mirror)
+    return setup, big
+
+
 def test_installs_through_a_verified_car(make_pacman, nginx, gateway, ipfs_mirror, mirror):
     box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
     setup = trustless_setup(box, ipfs_mirror, gateway)
@@ -50,16 +63,9 @@ CAR_FAULTS = [
 
 @pytest.mark.parametrize("fault", CAR_FAULTS)
 def test_a_bad_car_is_refused_and_the_mirror_serves(fault, make_pacman, nginx, gateway, ipfs_mirror, mirror):
-    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
-    setup = trustless_setup(box, ipfs_mirror, gateway)
-    pacman_ok(box, "-Sy")
-    big = Path(mirror.package("ipx-big").path).name
-    gateway.set_fault(match=big, **fault)
-    pacman_ok(box, "-S", "ipx-big")
-    print("\n" + setup.report())
+    setup, big = install_big_with_fault(fault, make_pacman, nginx, gateway, ipfs_mirror, mirror)
     assert setup.served_by()[big] == "mirror"
     assert f"trustless {gateway.url}" in (setup.state_dir / "sources").read_text()  # remembered as bad
-    assert_cache_clean(box, mirror)
 
 
 @pytest.mark.parametrize("fault", [
@@ -67,20 +73,13 @@ def test_a_bad_car_is_refused_and_the_mirror_serves(fault, make_pacman, nginx, g
     pytest.param({"mode": "car-truncate"}, id="cut-mid-section"),
 ])
 def test_a_short_car_is_completed_with_raw_blocks(fault, make_pacman, nginx, gateway, ipfs_mirror, mirror):
-    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
-    setup = trustless_setup(box, ipfs_mirror, gateway)
-    pacman_ok(box, "-Sy")
-    big = Path(mirror.package("ipx-big").path).name
-    gateway.set_fault(match=big, **fault)
-    pacman_ok(box, "-S", "ipx-big")
-    print("\n" + setup.report())
+    setup, big = install_big_with_fault(fault, make_pacman, nginx, gateway, ipfs_mirror, mirror)
     if fault["mode"] == "car-truncate":
         assert setup.served_by()[big] == "trustless"
         assert any("format=raw" in entry["path"] for entry in gateway.log())
     else:
         # A dropped block is an unexpected next block: the gateway is refused (Lassie's rule).
         assert setup.served_by()[big] in {"trustless", "mirror"}
-    assert_cache_clean(box, mirror)
 
 
 def test_a_corrupt_raw_block_fails_the_gap_fill(make_pacman, nginx, gateway, ipfs_mirror, mirror):

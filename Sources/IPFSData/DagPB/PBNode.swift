@@ -56,7 +56,7 @@ public struct PBNode: Equatable, Sendable {
         var reader = ProtobufReader(bytes)
         var links: [Link] = []
         var data: [UInt8]?
-        do {
+        try decodingStrictly(DecodeError.init(message:)) {
             while !reader.isAtEnd {
                 switch try reader.next() {
                 case .bytes(2, let linkBytes):
@@ -69,12 +69,6 @@ public struct PBNode: Equatable, Sendable {
                     throw DecodeError(message: "unknown field")
                 }
             }
-        } catch let error as ProtobufReader.Failure {
-            throw DecodeError(message: error.message)
-        } catch let error as DecodeError {
-            throw error
-        } catch {
-            throw DecodeError(message: "\(error)")
         }
         self.links = links
         self.data = data

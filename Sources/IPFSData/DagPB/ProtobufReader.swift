@@ -65,3 +65,18 @@ struct ProtobufWriter {
         bytes.append(contentsOf: value)
     }
 }
+
+/// Runs a strict decode, turning reader failures and any other error into the caller's error.
+func decodingStrictly<Failure: Error>(
+    _ wrap: (String) -> Failure, _ body: () throws -> Void
+) throws(Failure) {
+    do {
+        try body()
+    } catch let error as Failure {
+        throw error
+    } catch let error as ProtobufReader.Failure {
+        throw wrap(error.message)
+    } catch {
+        throw wrap("\(error)")
+    }
+}

@@ -52,29 +52,25 @@ public struct UnixFSData: Equatable, Sendable {
     public init(decoding bytes: ArraySlice<UInt8>) throws(DecodeError) {
         var reader = ProtobufReader(bytes)
         var kind: Kind?
-        do {
+        var decoded = UnixFSData(kind: .raw)
+        try decodingStrictly(DecodeError.init(message:)) {
             while !reader.isAtEnd {
                 switch try reader.next() {
                 case .varint(1, let value):
                     guard kind == nil, let parsed = Kind(rawValue: value) else { throw DecodeError(message: "bad Type") }
                     kind = parsed
-                case .bytes(2, let value): data = Array(value)
-                case .varint(3, let value): fileSize = value
-                case .varint(4, let value): blockSizes.append(value)
-                case .varint(5, let value): hashType = value
-                case .varint(6, let value): fanout = value
+                case .bytes(2, let value): decoded.data = Array(value)
+                case .varint(3, let value): decoded.fileSize = value
+                case .varint(4, let value): decoded.blockSizes.append(value)
+                case .varint(5, let value): decoded.hashType = value
+                case .varint(6, let value): decoded.fanout = value
                 case .varint(7, _), .bytes(8, _): break
                 default: throw DecodeError(message: "unknown field")
                 }
             }
-        } catch let error as ProtobufReader.Failure {
-            throw DecodeError(message: error.message)
-        } catch let error as DecodeError {
-            throw error
-        } catch {
-            throw DecodeError(message: "\(error)")
         }
         guard let kind else { throw DecodeError(message: "no Type") }
-        self.kind = kind
+        decoded.kind = kind
+        self = decoded
     }
 }
