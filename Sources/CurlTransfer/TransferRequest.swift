@@ -12,6 +12,8 @@ public struct TransferRequest: Sendable {
     public var headers: [String]
     /// The User-Agent header; libcurl sends none when nil.
     public var userAgent: String?
+    /// A body to POST (an empty one for kubo's RPC, which takes POST only); nil for a GET.
+    public var postBody: [UInt8]?
 
     /// Creates a request with pacman's own patience: 10 s to connect, 10 s without progress.
     public init(
@@ -20,7 +22,8 @@ public struct TransferRequest: Sendable {
         connectTimeout: Double = 10,
         stallTimeout: Double = 10,
         headers: [String] = [],
-        userAgent: String? = nil
+        userAgent: String? = nil,
+        postBody: [UInt8]? = nil
     ) {
         self.url = url
         self.resumeFrom = resumeFrom
@@ -28,6 +31,7 @@ public struct TransferRequest: Sendable {
         self.stallTimeout = stallTimeout
         self.headers = headers
         self.userAgent = userAgent
+        self.postBody = postBody
     }
 }
 
@@ -45,10 +49,13 @@ public struct TransferHead: Sendable, Equatable {
     public var status: Int
     /// The announced body length, when the server gave one (the remainder, for a resumed transfer).
     public var contentLength: Int64?
+    /// The `Content-Type` header, when the server sent one.
+    public var contentType: String?
 
-    public init(status: Int, contentLength: Int64?) {
+    public init(status: Int, contentLength: Int64?, contentType: String? = nil) {
         self.status = status
         self.contentLength = contentLength
+        self.contentType = contentType
     }
 }
 

@@ -18,6 +18,30 @@ import Testing
 
     /// A directory `d` holding `file.bin` (many small chunks, two tree levels) and `other`.
     struct Fixture {
+        /// The sections of a stream for a walk from byte `from`: the blocks that hold bytes from
+        /// there on, depth first; `dups: false` leaves out a block already sent.
+        func sections(from: Int = 0, dups: Bool = true) -> [(CID, [UInt8])] {
+            var sections: [(CID, [UInt8])] = []
+            var sent = Set<CID>()
+            func visit(_ cid: CID, start: Int, path: Bool) {
+                let block = blocks[cid]!
+                if dups || sent.insert(cid).inserted { sections.append((cid, block)) }
+                guard cid.codec == .dagPB, let node = try? PBNode(decoding: block[...]),
+                      let data = try? UnixFSData(decoding: (node.data ?? [])[...]) else { return }
+                if data.kind == .directory {
+                    visit(node.links.first { $0.name == "file.bin" }!.cid, start: 0, path: false)
+                    return
+                }
+                var offset = start + (data.data?.count ?? 0)
+                for (link, size) in zip(node.links, data.blockSizes) {
+                    if offset + Int(size) > from { visit(link.cid, start: offset, path: false) }
+                    offset += Int(size)
+                }
+            }
+            visit(root, start: 0, path: true)
+            return sections
+        }
+
         let root: CID
         let blocks: [CID: [UInt8]]
         let payload: [UInt8]
@@ -44,11 +68,14 @@ import Testing
         }
     }
 
-    func fixture() async throws -> Fixture {
+    func fixture(repeating: Bool = false) async throws -> Fixture {
         let directory = NSTemporaryDirectory() + "walk-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory + "/d", withIntermediateDirectories: true)
         var generator = SystemRandomNumberGenerator()
-        let payload = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        // Repeating: 1 KiB chunks of which most are the same, so the DAG needs blocks again.
+        let payload = (0..<300_000).map { index in
+            repeating && (index / 1024) % 5 != 0 ? UInt8(index % 1024 % 7) : UInt8.random(in: 0...255, using: &generator)
+        }
         try Data(payload).write(to: URL(fileURLWithPath: directory + "/d/file.bin"))
         try Data("other".utf8).write(to: URL(fileURLWithPath: directory + "/d/other"))
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -159,5 +186,47 @@ import Testing
         let walk = VerifiedCARWalk(root: fixture.root, path: ["missing"]) { _ in }
         let failure = run(walk, fixture.car([(fixture.root, fixture.blocks[fixture.root]!)]))
         #expect(failure.map { if case .notFound = $0 { true } else { false } } == true)
+    }
+
+    @Test func aRepeatedBlockIsTakenFromTheStreamOrFromMemory() async throws {
+        let fixture = try await fixture(repeating: true)
+        let withDups = fixture.sections(dups: true)
+        let withoutDups = fixture.sections(dups: false)
+        #expect(withoutDups.count < withDups.count)
+        for sections in [withDups, withoutDups] {
+            let output = Output()
+            let walk = walk(fixture, output: output)
+            #expect(run(walk, fixture.car(sections)) == nil)
+            #expect(walk.isComplete)
+            let whole = output.bytes == fixture.payload
+            #expect(whole)
+        }
+    }
+
+    @Test func aResumedWalkTakesOnlyTheBlocksFromItsOffset() async throws {
+        let fixture = try await fixture()
+        for from in [1, 1023, 1024, 150_000, 299_999] {
+            let sections = fixture.sections(from: from)
+            #expect(sections.count < fixture.sections().count || from < 1024)
+            let output = Output()
+            let walk = VerifiedCARWalk(root: fixture.root, path: ["file.bin"], from: UInt64(from)) { output.bytes += $0 }
+            #expect(run(walk, fixture.car(sections)) == nil)
+            #expect(walk.isComplete)
+            let rest = output.bytes == Array(fixture.payload[from...])
+            #expect(rest)
+            #expect(walk.fileBytes == UInt64(fixture.payload.count - from))
+        }
+        // A gateway that ignores the range and sends the whole file is refused.
+        let whole = VerifiedCARWalk(root: fixture.root, path: ["file.bin"], from: 150_000) { _ in }
+        #expect(run(whole, fixture.car(fixture.sections())).map { if case .unexpectedBlock = $0 { true } else { false } } == true)
+        #expect(VerifiedCARWalk.entityBytesParameter(from: 150_000) == "150000:*")
+    }
+
+    @Test func onlyACARv1ResponseIsRead() throws {
+        try VerifiedCARWalk.checkContentType("application/vnd.ipld.car; version=1; order=dfs; dups=y")
+        try VerifiedCARWalk.checkContentType("application/vnd.ipld.car")
+        try VerifiedCARWalk.checkContentType(nil)
+        #expect(throws: VerifiedCARWalk.Failure.notCAR("text/html")) { try VerifiedCARWalk.checkContentType("text/html") }
+        #expect(throws: VerifiedCARWalk.Failure.self) { try VerifiedCARWalk.checkContentType("application/vnd.ipld.car; version=2") }
     }
 }

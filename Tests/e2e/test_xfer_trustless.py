@@ -92,3 +92,38 @@ def test_a_corrupt_raw_block_fails_the_gap_fill(make_pacman, nginx, gateway, ipf
     pacman_ok(box, "-S", "ipx-big")
     assert setup.served_by()[big] == "mirror"
     assert_cache_clean(box, mirror)
+
+
+def test_a_partial_file_resumes_with_entity_bytes(make_pacman, nginx, gateway, ipfs_mirror, mirror):
+    """pacman's .part from an earlier try: only the rest is asked for, and the whole is verified."""
+    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
+    setup = trustless_setup(box, ipfs_mirror, gateway)
+    pacman_ok(box, "-Sy")
+    big = mirror.package("ipx-big")
+    name = Path(big.path).name
+    source = Path(mirror.root) / big.path
+    output = box.cachedir / f"{name}.part"
+    offset = 300_000  # inside a 256 KiB chunk, past the first
+    output.write_bytes(source.read_bytes()[:offset])
+    call = setup.run(f"{nginx.url('m1')}/{big.path}", output)
+    assert call.returncode == 0, call.stderr
+    assert output.read_bytes() == source.read_bytes()
+    assert setup.served_by()[name] == "trustless"
+    assert setup.transfers()[-1].bytes == big.size - offset
+    cars = [entry["path"] for entry in gateway.log() if name in entry["path"] and "format=car" in entry["path"]]
+    assert cars and all(f"entity-bytes={offset}:*" in path or f"entity-bytes={offset}%3A*" in path for path in cars), cars
+    assert nginx.requests("m1") == []
+
+
+def test_a_partial_file_with_wrong_bytes_is_not_trusted(make_pacman, nginx, gateway, ipfs_mirror, mirror):
+    """A .part whose bytes are not the package's: the resumed file fails its sha256 and is fetched anew."""
+    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
+    setup = trustless_setup(box, ipfs_mirror, gateway)
+    pacman_ok(box, "-Sy")
+    big = mirror.package("ipx-big")
+    source = Path(mirror.root) / big.path
+    output = box.cachedir / f"{Path(big.path).name}.part"
+    output.write_bytes(b"\0" * 300_000)
+    call = setup.run(f"{nginx.url('m1')}/{big.path}", output)
+    assert call.returncode == 0, call.stderr
+    assert output.read_bytes() == source.read_bytes()

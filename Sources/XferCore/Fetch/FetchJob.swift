@@ -161,6 +161,7 @@ public struct FetchJob: Sendable {
         case let error as TransferError: error.isSourceFailure
         case is VerificationError: failure.source.kind.isIPFS  // a trusted source sent bad bytes
         case is VerifiedCARWalk.Failure: true  // a gateway sent a bad, wrong or extra block
+        case is MemoryReceiver.Failure: true  // a raw block over the 2 MiB limit
         case let error as MountSource.MountError:
             if case .readFailed = error { true } else { false }
         default: false

@@ -3,11 +3,12 @@ import IPFSData
 
 /// A file from a gateway we do not trust, fetched as a CAR and verified block by block.
 ///
-/// One `?format=car&dag-scope=entity` request brings the path blocks and the whole file; the
-/// walk (``IPFSData/VerifiedCARWalk``) hashes each block, requires it to be the next one the walk
-/// needs, and only then lets its bytes into the file. When the stream ends early, the missing
-/// blocks are fetched one by one as `?format=raw`. Anything else that is off fails the source,
-/// and the race moves on.
+/// One `?format=car&dag-scope=entity` request brings the path blocks and the whole file (from
+/// the partial file's end, with `entity-bytes`, when resuming); the walk
+/// (``IPFSData/VerifiedCARWalk``) hashes each block on a thread of its own
+/// (``ThreadedReceiver``), requires it to be the next one the walk needs, and only then lets
+/// its bytes into the file. When the stream ends early, the missing blocks are fetched one by
+/// one as `?format=raw`. Anything else that is off fails the source, and the race moves on.
 public struct TrustlessGatewaySource: Source {
     public let kind = SourceKind.trustless
     public let base: String
@@ -27,24 +28,36 @@ public struct TrustlessGatewaySource: Source {
     }
 
     public func fetch(into file: DownloadFile, timeouts: Timeouts) async throws {
-        // Resuming needs entity-bytes ranges; until then a partial file is started over.
-        guard file.size == 0 else { throw TransferError.rangeNotSupported }
-        let walk = VerifiedCARWalk(root: root, path: segments) { bytes in try file.receive(bytes) }
+        let from = UInt64(file.size)
+        let walk = VerifiedCARWalk(root: root, path: segments, from: from) { bytes in try file.receive(bytes) }
         let path = segments.map(PercentEncoding.encodeSegment).joined(separator: "/")
+        var query = "format=car&dag-scope=entity&car-dups=y"
+        if from > 0 { query += "&entity-bytes=" + VerifiedCARWalk.entityBytesParameter(from: from) }
         let car = TransferRequest(
-            url: "\(base)/ipfs/\(root)/\(path)?format=car&dag-scope=entity&car-dups=y",
-            connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
+            url: "\(base)/ipfs/\(root)/\(path)?\(query)", connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
             headers: ["Accept: application/vnd.ipld.car; version=1; order=dfs; dups=y"], userAgent: userAgent)
+        let receiver = try ThreadedReceiver { head in
+            try VerifiedCARWalk.checkContentType(head.contentType)
+        } consume: { bytes in
+            try walk.consume(bytes)
+        }
+        var broken: (any Error)?
         do {
-            _ = try await CurlMulti.shared.perform(car, into: CARStreamReceiver(walk: walk))
+            _ = try await CurlMulti.shared.perform(car, into: receiver)
+        } catch {
+            broken = error
+        }
+        try receiver.finish()
+        switch broken {
+        case nil:
             try walk.endOfStream()
-        } catch let error as TransferError where error == .cancelled || error.isSourceFailure || walk.fileBytes == 0 && !walk.isStarted {
-            throw error
-        } catch is TransferError {
+        case let error as TransferError where error != .cancelled && !error.isSourceFailure && walk.isStarted:
             try walk.endOfStream()  // the stream broke off after the header: fill the rest below
+        case let error?:
+            throw error
         }
         while let next = walk.nextNeeded {
-            let block = BlockCollector()
+            let block = MemoryReceiver(limit: CARReader.maximumBlockSize)
             let raw = TransferRequest(
                 url: "\(base)/ipfs/\(next)?format=raw", connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
                 headers: ["Accept: application/vnd.ipld.raw"], userAgent: userAgent)
@@ -66,19 +79,5 @@ private final class CARStreamReceiver: TransferReceiver, @unchecked Sendable {
 
     func receive(_ chunk: UnsafeRawBufferPointer) throws {
         try walk.consume(chunk)
-    }
-}
-
-/// Collects one raw block (at most the 2 MiB block limit).
-private final class BlockCollector: TransferReceiver, @unchecked Sendable {
-    private(set) var bytes: [UInt8] = []
-
-    func begin(_ head: TransferHead) throws {}
-
-    func receive(_ chunk: UnsafeRawBufferPointer) throws {
-        guard bytes.count + chunk.count <= CARReader.maximumBlockSize else {
-            throw VerifiedCARWalk.Failure.blockTooLarge(bytes.count + chunk.count)
-        }
-        bytes.append(contentsOf: chunk)
     }
 }

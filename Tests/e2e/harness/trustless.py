@@ -10,7 +10,7 @@ wins over ``Accept``) streams a CARv1 with chunked transfer encoding, as kubo do
 * ``car-dups=y|n`` / ``dups=`` (default ``n``);
 * ``car-order=dfs|unk`` / ``order=`` (blocks are always sent depth first, ``order=dfs``);
 * ``car-version=1`` / ``version=`` (only 1);
-* ``entity-bytes`` is not implemented by the stand-in: 501.
+* ``entity-bytes=from:to`` (IPIP-402, see :func:`parse_entity_bytes` and :func:`range_walk`).
 
 Headers: ``Content-Type: application/vnd.ipld.car; version=1; order=dfs; dups=y|n``,
 ``Content-Disposition: attachment; filename="<cid>.car"``, ``X-Content-Type-Options: nosniff``,
@@ -29,6 +29,26 @@ The CAR header's only root is the request's root CID. Blocks, in exactly this or
    plus, for a HAMT, all its shard blocks (not the entries); ``all`` → the whole DAG below it
    depth first.
 
+``entity-bytes=from:to`` (inclusive byte offsets into the terminal file; ``to`` may be ``*``;
+negative offsets count from the end, ``-1`` being the last byte) implies ``dag-scope=entity``
+(an explicit ``dag-scope=block`` still wins). For a UnixFS file (raw block, or dag-pb of UnixFS
+type File/Raw) the entity blocks are then only those whose byte span intersects the range, depth
+first: a node is sent when any byte of its subtree is in the range, and a child whose span —
+from the parent's ``blocksizes``, after the parent's own inline ``Data`` — lies wholly outside it
+is skipped with its subtree. The offsets are resolved against the file root's size (``filesize``,
+else inline data plus ``blocksizes``): a negative ``from`` before the start is clamped to 0, ``to``
+past the end to the last byte. Errors and edge cases:
+
+* a value not of the form ``int:int`` or ``int:*`` (also an empty one) → 400;
+* ``from > to`` where both have the same sign (known up front, as boxo) → 400, for any target;
+* for a file, ``from > to`` after resolving the negative offsets (``to`` not ``*``) → 400;
+* a range that does not intersect the file (e.g. ``from`` at or past the end, or an empty file)
+  → served as ``dag-scope=block``: the path blocks and the file's root block only;
+* a terminal that is not a file (directory, HAMT, symlink, …) → ``entity-bytes`` is ignored
+  (after the syntax checks) and the CAR is ``dag-scope=entity``.
+
+The ``Etag`` variant includes the range (normalised ``from:to``) when one is given.
+
 With ``dups=y`` a block is sent at each occurrence in the traversal, with ``dups=n`` once (a
 repeated subtree is skipped). Identity CIDs are never sent. A missing root block, a missing
 path block or segment → 404 (symlinks in the path and non-directories too).
@@ -44,13 +64,15 @@ the CAR or raw bytes like to any other response. A CAR fault that needs the numb
 blocks (default or negative ``index``) first walks the DAG once to count them.
 
 Log entries get ``format`` (``car``/``raw``/``file``) and, for CARs, ``blocks`` (sections fully
-sent) and ``stream_error`` if the stream ended early.
+sent), ``stream_error`` if the stream ended early, and with ``entity-bytes`` the resolved
+``entity_bytes`` ``[first, last]`` (null when served as a block or the target is no file).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -133,6 +155,8 @@ class CarParams:
     dups: bool = False
     order: str = "dfs"
     version: str = "1"
+    entity_bytes: "EntityBytes | None" = None  # as requested
+    byte_range: tuple[int, int] | None = None  # resolved against the terminal file (inclusive)
 
 
 def car_params(req) -> CarParams | str:
@@ -153,6 +177,52 @@ def car_params(req) -> CarParams | str:
         return f"invalid CAR dups {dups!r} (y or n)"
     params.dups = dups == "y"
     return params
+
+
+ENTITY_BYTES_RE = re.compile(r"(-?[0-9]+):(-?[0-9]+|\*)")
+
+
+@dataclass(frozen=True)
+class EntityBytes:
+    """A parsed ``entity-bytes=from:to``; ``last`` is None for ``*``. Offsets may be negative."""
+
+    first: int
+    last: int | None
+
+    def __str__(self) -> str:
+        return f"{self.first}:{'*' if self.last is None else self.last}"
+
+    def resolve(self, size: int) -> tuple[int, int] | None | str:
+        """The inclusive ``(first, last)`` byte offsets within a file of ``size`` bytes.
+
+        None if the range does not intersect the file (served as ``dag-scope=block``); a string
+        (the 400 message) if ``from`` comes after ``to`` once negative offsets are resolved.
+        """
+        first = self.first + size if self.first < 0 else self.first
+        if self.last is None:
+            last = size - 1
+        else:
+            last = self.last + size if self.last < 0 else self.last
+            if first > last:
+                return f"entity-bytes {self}: from ({first}) is after to ({last}) for a {size}-byte file"
+        first, last = max(first, 0), min(last, size - 1)
+        return (first, last) if first <= last else None
+
+
+def parse_entity_bytes(value: str) -> EntityBytes | str:
+    """Parse ``from:to`` (``to`` may be ``*``); a string is the 400 error message.
+
+    As boxo, ``from > to`` is rejected up front when both have the same sign; mixed signs can
+    only be checked against the file size (:meth:`EntityBytes.resolve`).
+    """
+    match = ENTITY_BYTES_RE.fullmatch(value)
+    if match is None:
+        return f"invalid entity-bytes {value!r} (from:to, from:* with integer offsets)"
+    first = int(match.group(1))
+    last = None if match.group(2) == "*" else int(match.group(2))
+    if last is not None and (first >= 0) == (last >= 0) and first > last:
+        return f"invalid entity-bytes {value!r}: from is after to"
+    return EntityBytes(first, last)
 
 
 # ----------------------------------------------------------------------------
@@ -268,8 +338,76 @@ def entity_walk(store: BlockStore, cid: CID, block: bytes, scope: str,
         stack.extend((link.cid, None) for link in reversed(links) if follow(link))
 
 
-def car_blocks(store: BlockStore, res: PathResolution, scope: str, dups: bool) -> Iterator[tuple[CID, bytes]]:
-    """Every block of the CAR in order: path blocks, then the entity."""
+def file_size(cid: CID, block: bytes) -> int | None:
+    """Size of the UnixFS file whose root block is ``block``; None if it is not a file.
+
+    A raw block is a file of its own length; a dag-pb node of UnixFS type File or Raw has its
+    ``filesize``, or else inline data plus ``blocksizes`` (Metadata nodes are not files here).
+    """
+    if cid.codec == RAW:
+        return len(block)
+    if cid.codec != DAG_PB:
+        return None
+    try:
+        pb = PBNode.decode(block)
+        ufs = UnixFSData.decode(pb.data) if pb.data is not None else None
+    except (ValueError, CIDError):
+        return None
+    if ufs is None or ufs.type not in (FILE, UNIXFS_RAW):
+        return None
+    return ufs.filesize if ufs.filesize is not None else len(ufs.data) + sum(ufs.blocksizes)
+
+
+def range_walk(store: BlockStore, cid: CID, block: bytes, first: int, last: int,
+               seen: set[bytes] | None) -> Iterator[tuple[CID, bytes]]:
+    """The blocks of the file DAG under ``cid`` needed for bytes ``first..last`` (inclusive), DFS.
+
+    The root is always yielded. Below a dag-pb node, the node's inline ``Data`` comes first, then
+    each child spans the next ``blocksizes[i]`` bytes; a child whose span does not intersect the
+    range is skipped with its whole subtree (as boxo's seek does). Identity blocks are traversed,
+    never yielded; ``seen`` is as for :func:`entity_walk`.
+    """
+    stack: list[tuple[CID, bytes | None, int]] = [(cid, block, 0)]
+    while stack:
+        cid, block, offset = stack.pop()
+        if seen is not None:
+            key = cid.to_bytes()
+            if key in seen:
+                continue
+            seen.add(key)
+        if block is None:
+            block = store.get(cid)
+        if cid.hash_code != IDENTITY:
+            yield cid, block
+        if cid.codec != DAG_PB:
+            continue  # a raw leaf
+        try:
+            pb = PBNode.decode(block)
+            ufs = UnixFSData.decode(pb.data) if pb.data is not None else None
+        except (ValueError, CIDError) as exc:
+            raise InvalidDAG(f"cannot decode {cid}: {exc}") from None
+        if ufs is None or ufs.type not in (FILE, UNIXFS_RAW):
+            raise InvalidDAG(f"{cid} in a file DAG is not a UnixFS file node")
+        if len(ufs.blocksizes) != len(pb.links):
+            raise InvalidDAG(f"{cid}: {len(ufs.blocksizes)} blocksizes for {len(pb.links)} links")
+        pos = offset + len(ufs.data)
+        children = []
+        for link, size in zip(pb.links, ufs.blocksizes):
+            if pos > last:
+                break
+            if size > 0 and pos + size - 1 >= first:
+                children.append((link.cid, None, pos))
+            pos += size
+        stack.extend(reversed(children))
+
+
+def car_blocks(store: BlockStore, res: PathResolution, scope: str, dups: bool,
+               byte_range: tuple[int, int] | None = None) -> Iterator[tuple[CID, bytes]]:
+    """Every block of the CAR in order: path blocks, then the entity.
+
+    With ``byte_range`` (inclusive offsets, the terminal being a file) the entity is only the
+    blocks needed for that range (:func:`range_walk`); ``scope`` is then ignored.
+    """
     seen: set[bytes] | None = None if dups else set()
     for cid, block in res.path_blocks:
         if seen is not None:
@@ -278,7 +416,10 @@ def car_blocks(store: BlockStore, res: PathResolution, scope: str, dups: bool) -
             seen.add(cid.to_bytes())
         if cid.hash_code != IDENTITY:
             yield cid, block
-    yield from entity_walk(store, res.terminal, res.terminal_block, scope, seen)
+    if byte_range is not None:
+        yield from range_walk(store, res.terminal, res.terminal_block, *byte_range, seen)
+    else:
+        yield from entity_walk(store, res.terminal, res.terminal_block, scope, seen)
 
 
 def path_block_count(res: PathResolution, dups: bool) -> int:
@@ -421,13 +562,23 @@ def handle_car(app, req, root: CID, segments: list[str]):
     params = car_params(req)
     if isinstance(params, str):
         return gw.text_response(400, params)
-    if req.param("entity-bytes") is not None:
-        return gw.text_response(501, "entity-bytes is not implemented by the stand-in gateway")
+    entity_bytes = req.param("entity-bytes")
+    if entity_bytes is not None:
+        parsed = parse_entity_bytes(entity_bytes)
+        if isinstance(parsed, str):
+            return gw.text_response(400, parsed)
+        params.entity_bytes = parsed
     res = _resolve_or_error(app, req, root, segments)
     if not isinstance(res, PathResolution):
         return res
     dups = "y" if params.dups else "n"
-    variant = hashlib.sha256(f"{'/'.join(segments)}\0{params.scope}\0{dups}".encode()).hexdigest()[:16]
+    etag_key = f"{'/'.join(segments)}\0{params.scope}\0{dups}"
+    if params.entity_bytes is not None:
+        etag_key += f"\0{params.entity_bytes}"
+        error = _apply_entity_bytes(params, res)
+        if error is not None:
+            return gw.text_response(400, error)
+    variant = hashlib.sha256(etag_key.encode()).hexdigest()[:16]
     headers = [
         ("Content-Type", f"{CAR_MIME}; version=1; order=dfs; dups={dups}"),
         ("Content-Disposition", f'attachment; filename="{root}.car"'),
@@ -444,17 +595,41 @@ def handle_car(app, req, root: CID, segments: list[str]):
     return response
 
 
+def _apply_entity_bytes(params: CarParams, res: PathResolution) -> str | None:
+    """Turn ``params.entity_bytes`` into the scope and byte range to serve; a string is a 400.
+
+    ``dag-scope=block`` wins; otherwise the scope becomes ``entity``, with the resolved range for
+    a file, or ``block`` if the range misses the file entirely. Non-files ignore the range.
+    """
+    if params.scope == "block":
+        return None
+    params.scope = "entity"
+    size = file_size(res.terminal, res.terminal_block)
+    if size is None:
+        return None
+    resolved = params.entity_bytes.resolve(size)
+    if isinstance(resolved, str):
+        return resolved
+    if resolved is None:
+        params.scope = "block"
+    else:
+        params.byte_range = resolved
+    return None
+
+
 def _car_body(app, req, response, root: CID, res: PathResolution, params: CarParams) -> Iterator[bytes]:
     fault = req.fault if req.fault is not None and req.fault.mode in CAR_MODES else None
     log = req.log if req.log is not None else {}
     log["blocks"] = 0
+    if params.entity_bytes is not None:
+        log["entity_bytes"] = list(params.byte_range) if params.byte_range is not None else None
     n_path = path_block_count(res, params.dups)
     count = None
     if fault is not None and needs_count(fault):
         count = 0
         unverified = BlockStore(app.store.directory, verify=False)
         try:
-            for _ in car_blocks(unverified, res, params.scope, params.dups):
+            for _ in car_blocks(unverified, res, params.scope, params.dups, params.byte_range):
                 count += 1
         except (BlockNotFound, InvalidDAG):
             pass
@@ -462,7 +637,8 @@ def _car_body(app, req, response, root: CID, res: PathResolution, params: CarPar
     target = fault_target(fault, n_path, count) if fault is not None else -1
     total = None if count is None else n_path + count
     yield header(root)
-    items = apply_car_fault(car_blocks(app.store, res, params.scope, params.dups), fault, target, total)
+    blocks = car_blocks(app.store, res, params.scope, params.dups, params.byte_range)
+    items = apply_car_fault(blocks, fault, target, total)
     try:
         for item in items:
             if item.raw is not None:
