@@ -24,13 +24,17 @@ let package = Package(
         ),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         .target(name: "CForkReader"),
+        .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
         .target(
             name: "CurlTransfer",
             dependencies: ["CCurl", "CCurlShim"]
         ),
         .target(
             name: "IPFSData",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         .target(
             name: "XferCore",
@@ -39,6 +43,7 @@ let package = Package(
                 "IPFSData",
                 "CCompression",
                 "CForkReader",
+                "CResolv",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -27,6 +27,12 @@ import Testing
         StallTimeout = 1m
         Layout = stable/$repo/$arch
         PacmanConfig = /etc/pacman.conf
+        API = http://127.0.0.1:5001/
+        RoutingEndpoint = https://delegated-ipfs.dev
+        DNSServer = 127.0.0.1:5353
+        RootCacheTime = 2m
+        RootStaleLimit = 3600
+        ResolveTimeout = 3s
         """
         let config = try XferConfig(file: IniFile(text: text, path: "t.conf"))
         #expect(config.mirrorRoot?.namespace == .ipns)
@@ -39,6 +45,23 @@ import Testing
         #expect(config.connectTimeout == 2)
         #expect(config.stallTimeout == 60)
         #expect(config.layout.description == "stable/$repo/$arch")
+        #expect(config.api == "http://127.0.0.1:5001")
+        #expect(config.routingEndpoints == ["https://delegated-ipfs.dev"])
+        #expect(config.dnsServer == .server(address: "127.0.0.1", port: 5353))
+        #expect(config.rootCacheTime == 120)
+        #expect(config.rootStaleLimit == 3600)
+        #expect(config.resolveTimeout == 3)
+    }
+
+    @Test func dnsServers() {
+        #expect(XferConfig.parseDNSServer("system") == .system)
+        #expect(XferConfig.parseDNSServer("10.0.0.1") == .server(address: "10.0.0.1", port: 53))
+        #expect(XferConfig.parseDNSServer("https://dns.example/dns-query") == .https("https://dns.example/dns-query"))
+        for bad in ["10.0.0", "10.0.0.256", "10.0.0.1:0", "10.0.0.1:x", "resolver.example", ""] {
+            #expect(XferConfig.parseDNSServer(bad) == nil, "\(bad)")
+        }
+        let none = try? XferConfig(file: IniFile(text: "[options]\nAPI = none\n", path: "t.conf"))
+        #expect(none != nil && none?.api == nil)
     }
 
     @Test(arguments: [
@@ -55,6 +78,10 @@ import Testing
         ("[repo]\nServer = x\n", 2, "unknown section [repo]"),
         ("[options\n", 1, "malformed section header"),
         ("[options]\nStateDir =\n", 2, "needs a value"),
+        ("[options]\nAPI = 127.0.0.1:5001\n", 2, "API must be kubo's RPC URL"),
+        ("[options]\nRoutingEndpoint = delegated-ipfs.dev\n", 2, "RoutingEndpoint must be an http"),
+        ("[options]\nDNSServer = resolver.example\n", 2, "DNSServer must be system"),
+        ("[options]\nRootCacheTime = a while\n", 2, "RootCacheTime must be a duration"),
     ])
     func badInputNamesFileAndLine(text: String, line: Int, message: String) throws {
         let error = #expect(throws: ConfigError.self) {

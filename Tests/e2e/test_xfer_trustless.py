@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xfer import XferSetup, assert_cache_clean, closed_port_url
+from xfer import XferSetup, assert_cache_clean, closed_port_url, file_requests
 
 
 def pacman_ok(box, *args, timeout=120):
@@ -45,7 +45,7 @@ def test_installs_through_a_verified_car(make_pacman, nginx, gateway, ipfs_mirro
     big = Path(mirror.package("ipx-big").path).name
     assert served[big] == "trustless"
     assert set(served.values()) == {"trustless"}
-    assert nginx.requests("m1") == []
+    assert file_requests(nginx, "m1") == []
     car_requests = [entry for entry in gateway.log() if "format=car" in entry["path"]]
     assert any(big in entry["path"] for entry in car_requests)
     assert_cache_clean(box, mirror)
@@ -112,7 +112,7 @@ def test_a_partial_file_resumes_with_entity_bytes(make_pacman, nginx, gateway, i
     assert setup.transfers()[-1].bytes == big.size - offset
     cars = [entry["path"] for entry in gateway.log() if name in entry["path"] and "format=car" in entry["path"]]
     assert cars and all(f"entity-bytes={offset}:*" in path or f"entity-bytes={offset}%3A*" in path for path in cars), cars
-    assert nginx.requests("m1") == []
+    assert file_requests(nginx, "m1") == []
 
 
 def test_a_partial_file_with_wrong_bytes_is_not_trusted(make_pacman, nginx, gateway, ipfs_mirror, mirror):

@@ -109,3 +109,8 @@ def assert_cache_clean(box, mirror) -> None:
     for entry in box.cachedir.iterdir():
         assert entry.name in by_name, f"unexpected file in cache: {entry.name}"
         assert sha256_of(entry) == by_name[entry.name].sha256, f"corrupt cache file {entry.name}"
+
+
+def file_requests(nginx, name: str) -> list[dict]:
+    """The mirror's requests for repo files: all but the freshness guard's `lastupdate` reads."""
+    return [r for r in nginx.requests(name) if not r["path"].endswith("/lastupdate")]

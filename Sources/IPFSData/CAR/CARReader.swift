@@ -107,19 +107,26 @@ public final class CARReader: BlockSource {
 enum CARHeader {
     static func parse(_ bytes: [UInt8]) throws -> [CID] {
         var reader = CBORReader(bytes: bytes)
-        guard case .map(let count) = try reader.next() else { throw CARReader.ReadError.malformed("header is not a map") }
+        func next() throws(CARReader.ReadError) -> CBORReader.Item {
+            do throws(CBORReader.Failure) {
+                return try reader.next()
+            } catch {
+                throw .malformed(error.message)
+            }
+        }
+        guard case .map(let count) = try next() else { throw CARReader.ReadError.malformed("header is not a map") }
         var roots: [CID] = []
         var version: UInt64?
         for _ in 0..<count {
-            guard case .text(let key) = try reader.next() else { throw CARReader.ReadError.malformed("header key") }
+            guard case .text(let key) = try next() else { throw CARReader.ReadError.malformed("header key") }
             switch key {
             case "version":
-                guard case .unsigned(let value) = try reader.next() else { throw CARReader.ReadError.malformed("version") }
+                guard case .unsigned(let value) = try next() else { throw CARReader.ReadError.malformed("version") }
                 version = value
             case "roots":
-                guard case .array(let rootCount) = try reader.next() else { throw CARReader.ReadError.malformed("roots") }
+                guard case .array(let rootCount) = try next() else { throw CARReader.ReadError.malformed("roots") }
                 for _ in 0..<rootCount {
-                    guard case .tag(42) = try reader.next(), case .bytes(let raw) = try reader.next(),
+                    guard case .tag(42) = try next(), case .bytes(let raw) = try next(),
                           raw.first == 0x00
                     else { throw CARReader.ReadError.malformed("root is not a CID") }
                     var offset = 1
@@ -131,58 +138,5 @@ enum CARHeader {
         }
         guard version == 1 else { throw CARReader.ReadError.malformed("only CARv1 is supported") }
         return roots
-    }
-}
-
-/// Just enough DAG-CBOR to read CAR headers (and later IPNS records).
-struct CBORReader {
-    enum Item: Equatable {
-        case unsigned(UInt64)
-        case bytes([UInt8])
-        case text(String)
-        case array(Int)
-        case map(Int)
-        case tag(UInt64)
-    }
-
-    let bytes: [UInt8]
-    var offset = 0
-
-    mutating func next() throws -> Item {
-        guard offset < bytes.count else { throw CARReader.ReadError.malformed("CBOR ends early") }
-        let initial = bytes[offset]
-        offset += 1
-        let major = initial >> 5
-        let argument = try self.argument(initial & 0x1F)
-        switch major {
-        case 0: return .unsigned(argument)
-        case 2, 3:
-            guard argument <= UInt64(bytes.count - offset) else { throw CARReader.ReadError.malformed("CBOR string too long") }
-            let value = Array(bytes[offset..<offset + Int(argument)])
-            offset += Int(argument)
-            if major == 2 { return .bytes(value) }
-            guard let text = String(validating: value, as: UTF8.self) else { throw CARReader.ReadError.malformed("CBOR text") }
-            return .text(text)
-        case 4: return .array(Int(min(argument, 1 << 16)))
-        case 5: return .map(Int(min(argument, 1 << 16)))
-        case 6: return .tag(argument)
-        default: throw CARReader.ReadError.malformed("unsupported CBOR type \(major)")
-        }
-    }
-
-    private mutating func argument(_ info: UInt8) throws -> UInt64 {
-        if info < 24 { return UInt64(info) }
-        let width: Int
-        switch info {
-        case 24: width = 1
-        case 25: width = 2
-        case 26: width = 4
-        case 27: width = 8
-        default: throw CARReader.ReadError.malformed("indefinite CBOR lengths are not DAG-CBOR")
-        }
-        guard offset + width <= bytes.count else { throw CARReader.ReadError.malformed("CBOR ends early") }
-        let value = bytes[offset..<offset + width].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        offset += width
-        return value
     }
 }

@@ -125,7 +125,8 @@ public struct CID: Hashable, Sendable, CustomStringConvertible {
         self.init(version: 1, codec: codec, hashCode: hash.code, digest: hash.digest)
     }
 
-    private static func readMultihash(
+    /// Reads a multihash (sha2-256 or identity) at `offset`, moving `offset` past it.
+    static func readMultihash(
         _ bytes: some RandomAccessCollection<UInt8>, offset: inout Int
     ) throws(ParseError) -> (code: HashCode, digest: [UInt8]) {
         let codeValue: UInt64

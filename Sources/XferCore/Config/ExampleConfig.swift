@@ -12,8 +12,9 @@ public enum ExampleConfig {
     # Durations take s, ms or m (1.5s, 250ms); a bare number is seconds.
 
     [options]
-    # The IPFS path of the mirror: /ipfs/<cid> or /ipns/<name>. Files are looked up at
-    # <MirrorRoot>/<Layout>/<file>. Without it, ipfs-xfer only uses the HTTP mirrors.
+    # The IPFS path of the mirror: /ipfs/<cid>, /ipns/<name> (k51…, 12D3Koo…, Qm…) or
+    # /ipns/<domain> (DNSLink). Files are looked up at <MirrorRoot>/<Layout>/<file>.
+    # Without it, ipfs-xfer only uses the HTTP mirrors.
     #MirrorRoot = /ipns/k51qzi5uqu5dlj2qkibv67ep4sdsa73fuyyf1ywbq7mh6vv5t4lrrc3c0v5kav
 
     # Trusted local kubo path gateways (repeatable). Use 127.0.0.1, not localhost, which
@@ -48,6 +49,23 @@ public enum ExampleConfig {
 
     # pacman's config, read for DBPath: packages are verified against its sync dbs.
     #PacmanConfig = /etc/pacman.conf
+
+    # An /ipns MirrorRoot is resolved once and reused by every call for the record's TTL, at
+    # most RootCacheTime; a stale root is used while a new one is looked up, and for up to
+    # RootStaleLimit when every resolver fails. Resolvers, in order: the local kubo RPC
+    # (trusted; none to skip it), then IPNS records from the gateways and the delegated
+    # routing endpoints (verified: signature, validity, no lower sequence than seen before),
+    # or DNSLink for a domain. Databases come from IPFS only when the root's lastupdate is
+    # not older than the HTTP mirror's.
+    #API = http://127.0.0.1:5001
+    #RoutingEndpoint = https://delegated-ipfs.dev
+    #RootCacheTime = 5m
+    #RootStaleLimit = 1440m
+    #ResolveTimeout = 5s
+
+    # Where DNSLink TXT queries go: system (resolv.conf), an address:port, or a DNS over
+    # HTTPS URL such as https://cloudflare-dns.com/dns-query.
+    #DNSServer = system
 
     """
 }

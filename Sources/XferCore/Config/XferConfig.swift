@@ -28,6 +28,18 @@ public struct XferConfig: Sendable {
     public var layout = Layout.arch
     /// pacman's configuration, read for DBPath (to verify packages against the sync dbs).
     public var pacmanConfig = "/etc/pacman.conf"
+    /// The local kubo node's RPC (trusted for IPNS and DNSLink answers); nil disables it.
+    public var api: String? = "http://127.0.0.1:5001"
+    /// Delegated routing endpoints (`/routing/v1/ipns/{name}`) for verified IPNS records.
+    public var routingEndpoints: [String] = []
+    /// Where DNSLink TXT queries go.
+    public var dnsServer = DNSLinkLookup.Transport.system
+    /// The longest a resolved /ipns root is reused before it is resolved again.
+    public var rootCacheTime: Double = 300
+    /// How old a resolved root may be and still be used when every resolver fails.
+    public var rootStaleLimit: Double = 86_400
+    /// How long resolving a root may take.
+    public var resolveTimeout: Double = 5
 
     /// The built-in defaults.
     public init() {}
@@ -35,13 +47,15 @@ public struct XferConfig: Sendable {
     /// The keys of `[options]`, in the order the example documents them.
     static let knownKeys = [
         "MirrorRoot", "Gateway", "TrustlessGateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
-        "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig",
+        "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig", "API", "RoutingEndpoint", "DNSServer",
+        "RootCacheTime", "RootStaleLimit", "ResolveTimeout",
     ]
 
     /// Validates a parsed file; the first problem is thrown.
     public init(file: IniFile) throws(ConfigError) {
         var gateways: [String] = []
         var mirrorlists: [String] = []
+        func isURL(_ value: String) -> Bool { value.hasPrefix("http://") || value.hasPrefix("https://") }
         for entry in file.entries {
             func fail(_ message: String) -> ConfigError {
                 ConfigError(path: file.path, line: entry.line, message: message)
@@ -81,13 +95,31 @@ public struct XferConfig: Sendable {
             case "StateDir":
                 guard value.hasPrefix("/") else { throw fail("StateDir must be an absolute path, not '\(value)'") }
                 stateDir = value
-            case "HedgeDelay", "ConnectTimeout", "StallTimeout":
+            case "HedgeDelay", "ConnectTimeout", "StallTimeout", "RootCacheTime", "RootStaleLimit", "ResolveTimeout":
                 guard let seconds = Self.parseDuration(value), seconds >= 0 else {
-                    throw fail("\(entry.key) must be a duration such as 1.5s or 250ms, not '\(value)'")
+                    throw fail("\(entry.key) must be a duration such as 1.5s, 250ms or 5m, not '\(value)'")
                 }
-                if entry.key == "HedgeDelay" { hedgeDelay = seconds }
-                if entry.key == "ConnectTimeout" { connectTimeout = max(seconds, 0.001) }
-                if entry.key == "StallTimeout" { stallTimeout = max(seconds, 1) }
+                switch entry.key {
+                case "HedgeDelay": hedgeDelay = seconds
+                case "ConnectTimeout": connectTimeout = max(seconds, 0.001)
+                case "StallTimeout": stallTimeout = max(seconds, 1)
+                case "RootCacheTime": rootCacheTime = seconds
+                case "RootStaleLimit": rootStaleLimit = seconds
+                default: resolveTimeout = max(seconds, 1)
+                }
+            case "API":
+                guard value == "none" || isURL(value) else {
+                    throw fail("API must be kubo's RPC URL (http://127.0.0.1:5001) or none, not '\(value)'")
+                }
+                api = value == "none" ? nil : value.trimmingSuffix("/")
+            case "RoutingEndpoint":
+                guard isURL(value) else { throw fail("RoutingEndpoint must be an http:// or https:// URL, not '\(value)'") }
+                routingEndpoints.append(value.trimmingSuffix("/"))
+            case "DNSServer":
+                guard let transport = Self.parseDNSServer(value) else {
+                    throw fail("DNSServer must be system, an address:port such as 127.0.0.1:53, or an https:// DoH URL, not '\(value)'")
+                }
+                dnsServer = transport
             case "Layout":
                 do throws(Layout.ParseError) {
                     layout = try Layout(parsing: value)
@@ -110,6 +142,19 @@ public struct XferConfig: Sendable {
         if let path { return try XferConfig(file: IniFile(contentsOf: path)) }
         guard FileSystem.exists(defaultPath) else { return XferConfig() }
         return try XferConfig(file: IniFile(contentsOf: defaultPath))
+    }
+
+    /// Parses `system`, `127.0.0.1:53` (an IPv4 nameserver; port 53 when left out) or a DoH URL.
+    static func parseDNSServer(_ text: String) -> DNSLinkLookup.Transport? {
+        if text == "system" { return .system }
+        if text.hasPrefix("https://") || text.hasPrefix("http://") { return .https(text) }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count) else { return nil }
+        let octets = parts[0].split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) else { return nil }
+        let port = parts.count == 2 ? Int(parts[1]) : 53
+        guard let port, (1...65_535).contains(port) else { return nil }
+        return .server(address: String(parts[0]), port: port)
     }
 
     /// Parses `1.5`, `1.5s`, `250ms` or `2m` into seconds.
@@ -146,6 +191,16 @@ extension XferConfig {
         lines.append("StallTimeout = \(stallTimeout)s")
         lines.append("Layout = \(layout)")
         lines.append("PacmanConfig = \(pacmanConfig)")
+        lines.append("API = \(api ?? "none")")
+        lines += routingEndpoints.map { "RoutingEndpoint = \($0)" }
+        switch dnsServer {
+        case .system: lines.append("DNSServer = system")
+        case .server(let address, let port): lines.append("DNSServer = \(address):\(port)")
+        case .https(let url): lines.append("DNSServer = \(url)")
+        }
+        lines.append("RootCacheTime = \(rootCacheTime)s")
+        lines.append("RootStaleLimit = \(rootStaleLimit)s")
+        lines.append("ResolveTimeout = \(resolveTimeout)s")
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -55,7 +55,15 @@ public struct FetchJob: Sendable {
         let state = openState()
         let now = Int64(time(nil))
         let health = state?.loadHealth() ?? SourceHealth()
-        let plan = SourcePlan(mapping: mapping, config: config, userAgent: userAgent)
+        let isDatabase = mapping.file?.isDatabaseOrItsSignature ?? false
+        let choice = mapping.file == nil ? nil : await RootLookup(config: config, userAgent: userAgent, warn: warn)
+            .choose(state: state, now: now, waitForFresh: isDatabase)
+        var root = choice?.root
+        if isDatabase, let chosen = choice, let file = mapping.file,
+           !(await databaseMayComeFromIPFS(chosen, mapping: mapping, file: file, state: state)) {
+            root = nil
+        }
+        let plan = SourcePlan(mapping: mapping, root: root, config: config, userAgent: userAgent)
         let (ipfs, chain) = plan.ordered(health: health, now: now)
 
         let workspace = Workspace(output: output)
@@ -72,6 +80,7 @@ public struct FetchJob: Sendable {
         let result = await race.run()
         drawing?.cancel()
         await drawing?.value
+        await choice?.refresh?.value
 
         let changes = Self.healthChanges(result)
         do {
@@ -102,6 +111,24 @@ public struct FetchJob: Sendable {
             warn("cannot write the transfer log in \(config.stateDir): \(error)")
         }
         return outcome
+    }
+
+    /// The freshness guard for a database: the root's `lastupdate` (read once per root and
+    /// cached) against the HTTP mirror's.
+    private func databaseMayComeFromIPFS(
+        _ choice: RootLookup.Choice, mapping: URLMapper.Mapping, file: RepoFile, state: StateDirectory?
+    ) async -> Bool {
+        let freshness = FreshnessGuard(config: config, userAgent: userAgent)
+        async let mirror = freshness.mirrorLastUpdate(mapping: mapping, file: file)
+        var rootTime = choice.resolved?.lastUpdate
+        if rootTime == nil {
+            rootTime = await freshness.rootLastUpdate(root: choice.root)
+            if let state, var resolved = choice.resolved, let rootTime, let configured = config.mirrorRoot {
+                resolved.lastUpdate = rootTime
+                try? RootCache(state: state).store(resolved, for: configured.description)
+            }
+        }
+        return FreshnessGuard.allowsIPFS(root: rootTime, mirror: await mirror)
     }
 
     /// What the file must be: packages are checked against the sync db pacman already has.

@@ -7,16 +7,17 @@ struct SourcePlan: Sendable {
     /// HTTP mirrors: the requested URL, then the mirrorlist's other servers.
     let mirrors: [any Source]
 
-    init(mapping: URLMapper.Mapping, config: XferConfig, userAgent: String?) {
+    /// The plan for one file; `root` is the (resolved) mirror root, nil to use no IPFS source.
+    init(mapping: URLMapper.Mapping, root: MirrorRoot?, config: XferConfig, userAgent: String?) {
         var ipfs: [any Source] = []
-        if let root = config.mirrorRoot, let file = mapping.file {
+        if let root, let file = mapping.file {
             let relative = config.layout.expand(repo: file.repo, arch: file.arch) + [file.fileName]
             let path = root.path(appending: relative.map(PercentEncoding.encodeSegment))
             for gateway in config.gateways {
                 ipfs.append(HTTPSource(kind: .gateway, url: gateway + path, base: gateway, userAgent: userAgent))
             }
             // Untrusted gateways need a root we can verify from: an /ipfs CID, not an /ipns name
-            // the gateway would resolve for us.
+            // the gateway would resolve for us (one that could not be resolved here).
             if root.namespace == .ipfs, let cid = try? CID(root.name) {
                 for gateway in config.trustlessGateways {
                     ipfs.append(TrustlessGatewaySource(

@@ -1,13 +1,22 @@
-/// Percent-encoding of URL path segments, for names with characters such as spaces.
+/// Percent-encoding of URL path segments and query values, for names with characters such as spaces.
 enum PercentEncoding {
     /// Encodes every byte outside RFC 3986's unreserved set and the sub-delimiters pacman names use.
     static func encodeSegment(_ segment: String) -> String {
+        encode(segment, keeping: "-._~:@+!$&'()*,;=")
+    }
+
+    /// Encodes a query value: only the unreserved set and `/` stay as they are.
+    static func encodeQueryValue(_ value: String) -> String {
+        encode(value, keeping: "-._~/")
+    }
+
+    private static func encode(_ text: String, keeping extra: String) -> String {
         var result = ""
-        for byte in segment.utf8 {
+        for byte in text.utf8 {
             let scalar = Unicode.Scalar(byte)
             let isAllowed = (byte < 0x80) && (
                 (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9")
-                    || "-._~:@+!$&'()*,;=".unicodeScalars.contains(scalar))
+                    || extra.unicodeScalars.contains(scalar))
             if isAllowed {
                 result.unicodeScalars.append(scalar)
             } else {

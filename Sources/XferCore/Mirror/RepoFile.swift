@@ -23,6 +23,12 @@ public struct RepoFile: Sendable, Equatable {
         self.fileName = fileName
     }
 
+    /// A database or a database's signature: what decides which packages a transaction sees.
+    public var isDatabaseOrItsSignature: Bool {
+        let name = fileName.hasSuffix(".sig") ? String(fileName.dropLast(4)) : fileName
+        return name == "\(repo).db" || name == "\(repo).files"
+    }
+
     public var kind: Kind {
         if fileName == "\(repo).db" || fileName == "\(repo).files" { return .database }
         if fileName.hasSuffix(".sig") { return .signature }

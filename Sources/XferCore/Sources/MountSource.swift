@@ -43,7 +43,7 @@ public struct MountSource: Source {
         let path = self.path
         try await withTaskCancellationHandler {
             try await DedicatedThread.run {
-                try Self.copy(path: path, into: file, stallTimeout: timeouts.stall) {
+                try Self.copy(path: path, from: file.size, stallTimeout: timeouts.stall, receive: file.receive) {
                     cancelled.load(ordering: .relaxed)
                 }
             }
@@ -52,12 +52,25 @@ public struct MountSource: Source {
         }
     }
 
-    /// Copies the file through a reader child; runs on a dedicated thread.
+    /// Reads a small file (at most `limit` bytes) under the mount the same safe way.
+    static func readSmallFile(path: String, limit: Int, stallTimeout: Double) async throws -> [UInt8] {
+        try await DedicatedThread.run {
+            var bytes: [UInt8] = []
+            try copy(path: path, from: 0, stallTimeout: stallTimeout, receive: { chunk in
+                guard bytes.count + chunk.count <= limit else { throw MemoryReceiver.Failure.tooLarge(limit: limit) }
+                bytes += chunk
+            }, isCancelled: { false })
+            return bytes
+        }
+    }
+
+    /// Copies the file from byte `offset` through a reader child; runs on a dedicated thread.
     private static func copy(
-        path: String, into file: DownloadFile, stallTimeout: Double, isCancelled: () -> Bool
+        path: String, from offset: Int64, stallTimeout: Double, receive: (UnsafeRawBufferPointer) throws -> Void,
+        isCancelled: () -> Bool
     ) throws {
         var readFD: Int32 = -1
-        let pid = xfer_fork_reader(path, off_t(file.size), &readFD)
+        let pid = xfer_fork_reader(path, off_t(offset), &readFD)
         guard pid > 0 else { throw SystemError("fork reader for \(path)") }
         var reaped = false
         defer {
@@ -87,7 +100,7 @@ public struct MountSource: Source {
                 throw SystemError("read reader pipe for \(path)")
             }
             if count == 0 { break }
-            try buffer.withUnsafeBytes { try file.receive(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            try buffer.withUnsafeBytes { try receive(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             lastProgress = Monotonic.nanoseconds()
         }
         var status: Int32 = 0
