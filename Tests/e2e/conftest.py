@@ -19,6 +19,12 @@ Function scope:
 * ``ipfs_mount`` – a started :class:`harness.fusefs.Mount` of the block store.
 * ``make_pacman(mirrorlist=[…], xfercommand=None, **kw)`` – a fresh
   :class:`harness.pacman.PacmanSandbox` per call.
+* ``kubo_rpc`` – the session's stand-in kubo RPC (:class:`harness.kuborpc.KuboRPC`,
+  ``kubo_rpc_session``) reset before and after the test: no names, no faults (listening), empty log.
+* ``dns_server`` – a started :class:`harness.dns.DNSServer` (dnsmasq on 127.0.0.1) with no
+  records; ``dns_server.set_records({...})`` fills it.
+
+The ``gateway`` fixture also clears the stand-in's IPNS tables (:mod:`harness.ipnsroutes`).
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.dns import DNSServer
 from harness.fusefs import Mount
 from harness.gateway import Gateway
 from harness.kubo import KuboRepo
+from harness.kuborpc import KuboRPC
 from harness.nginx import Nginx, NginxMirror
 from harness.pacman import PacmanSandbox
 from harness.pkgrepo import Manifest, PackageSpec, make_mirror
@@ -137,9 +145,11 @@ def gateway(gateway_session):
     """The session gateway with a clean fault table and request log."""
     gateway_session.clear_faults()
     gateway_session.clear_log()
+    gateway_session.clear_ipns()
     yield gateway_session
     gateway_session.clear_faults()
     gateway_session.clear_log()
+    gateway_session.clear_ipns()
 
 
 @pytest.fixture
@@ -185,3 +195,27 @@ def make_pacman(tmp_path):
         return PacmanSandbox(tmp_path / f"pacman{count}", **kwargs)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def kubo_rpc_session(e2e_workdir):
+    """The stand-in kubo RPC API (one subprocess for the session)."""
+    with KuboRPC(workdir=e2e_workdir / "kuborpc") as rpc:
+        yield rpc
+
+
+@pytest.fixture
+def kubo_rpc(kubo_rpc_session) -> KuboRPC:
+    """The session kubo RPC with no names, no faults (listening) and an empty log."""
+    kubo_rpc_session.clear()
+    yield kubo_rpc_session
+    kubo_rpc_session.clear()
+
+
+@pytest.fixture
+def dns_server(tmp_path) -> DNSServer:
+    """dnsmasq on 127.0.0.1 with no records (``dns_server.set_records({...})``)."""
+    if not os.access("/usr/sbin/dnsmasq", os.X_OK):
+        pytest.skip("dnsmasq is not installed (package dnsmasq-base)")
+    with DNSServer(tmp_path / "dns") as dns:
+        yield dns

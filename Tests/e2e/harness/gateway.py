@@ -19,6 +19,10 @@ Routes (``GatewayApp.routes``, first match wins):
   (or the ``Accept`` types ``application/vnd.ipld.car`` / ``.raw``) – the
   trustless gateway of :mod:`harness.trustless`, installed by default. CARs
   are streamed with ``Transfer-Encoding: chunked``.
+* ``GET|HEAD /ipns/<name>[/<path>]`` (paths through a name table, ``?format=ipns-record``) and
+  ``GET /routing/v1/ipns/<name>`` – IPNS routes of :mod:`harness.ipnsroutes`, installed by
+  default, with the control endpoint ``/_standin/ipns`` (:class:`Gateway` ``set_ipns_record``,
+  ``set_ipns_path``, ``clear_ipns``).
 * ``/_standin/faults`` (``GET``/``POST``/``DELETE``) and ``/_standin/log``
   (``GET``/``DELETE``) – control endpoints, never subject to faults. Log
   entries carry ``format`` (``file`` for the path gateway, ``car``, ``raw``)
@@ -69,7 +73,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
 from .cid import CID, CIDError
 from .faults import CutConnection, Fault, FaultError, FaultTable, Throttle
-from . import trustless
+from . import ipnsroutes, trustless
 from .procutil import die_with_parent, free_port, harness_env, stop_process, wait_for_file  # noqa: F401 (free_port re-exported)
 from .unixfs import InvalidDAG, Node, NotADirectory, PathNotFound, SymlinkInPath, UnixFS
 
@@ -223,6 +227,7 @@ class GatewayApp:
         self.add_route(["GET"], r"^/_standin/health/?$", lambda app, req: text_response(200, "ok"), control=True)
         self.add_route(["GET", "HEAD"], r"^/ipfs(/|$)", handle_ipfs)
         trustless.register(self)
+        ipnsroutes.register(self)
 
     # -- request log ----------------------------------------------------
     def log_start(self, request: Request, fault: Fault | None) -> dict[str, Any]:
@@ -658,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send test traffic to a proxy
 
 
-class Gateway:
+class Gateway(ipnsroutes.IpnsControl):
     """Runs the stand-in gateway in a subprocess and controls it.
 
     Usage::
