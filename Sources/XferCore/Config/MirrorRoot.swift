@@ -1,3 +1,5 @@
+import IPFSData
+
 /// The IPFS path a mirror is published under: `/ipfs/<cid>[/sub/path]` or `/ipns/<name>[/sub/path]`.
 public struct MirrorRoot: Sendable, Equatable, CustomStringConvertible {
     /// The namespace of the path.
@@ -43,6 +45,13 @@ public struct MirrorRoot: Sendable, Equatable, CustomStringConvertible {
         self.namespace = namespace
         self.name = name
         self.segments = Array(parts.dropFirst(2))
+    }
+
+    /// The root `/ipfs/<cid>`.
+    public init(cid: CID) {
+        self.namespace = .ipfs
+        self.name = cid.description
+        self.segments = []
     }
 
     /// The root as a path, `/ipfs/<cid>/sub`.

@@ -63,7 +63,14 @@ public struct FetchJob: Sendable {
            !(await databaseMayComeFromIPFS(chosen, mapping: mapping, file: file, state: state)) {
             root = nil
         }
-        let plan = SourcePlan(mapping: mapping, root: root, config: config, userAgent: userAgent)
+        var indexed: MirrorIndex.Entry?
+        if let root, root.namespace == .ipfs, let state, let file = mapping.file {
+            let index = await MirrorIndexCache(state: state)
+                .index(for: root, reader: RootFileReader(config: config, userAgent: userAgent))
+            indexed = index?.entry(for: (config.layout.expand(repo: file.repo, arch: file.arch) + [file.fileName])
+                .joined(separator: "/"))
+        }
+        let plan = SourcePlan(mapping: mapping, root: root, fileCID: indexed?.cid, config: config, userAgent: userAgent)
         let (ipfs, chain) = plan.ordered(health: health, now: now)
 
         let workspace = Workspace(output: output)

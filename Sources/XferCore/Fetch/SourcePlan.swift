@@ -7,26 +7,31 @@ struct SourcePlan: Sendable {
     /// HTTP mirrors: the requested URL, then the mirrorlist's other servers.
     let mirrors: [any Source]
 
-    /// The plan for one file; `root` is the (resolved) mirror root, nil to use no IPFS source.
-    init(mapping: URLMapper.Mapping, root: MirrorRoot?, config: XferConfig, userAgent: String?) {
+    /// The plan for one file; `root` is the (resolved) mirror root, nil to use no IPFS source;
+    /// `fileCID` is the file's own CID from the root's index, fetched directly when known.
+    init(mapping: URLMapper.Mapping, root: MirrorRoot?, fileCID: CID? = nil, config: XferConfig, userAgent: String?) {
         var ipfs: [any Source] = []
         if let root, let file = mapping.file {
             let relative = config.layout.expand(repo: file.repo, arch: file.arch) + [file.fileName]
-            let path = root.path(appending: relative.map(PercentEncoding.encodeSegment))
+            // With the index, /ipfs/<file cid>; otherwise the path below the root.
+            let target = fileCID.map { (root: MirrorRoot(cid: $0), relative: [String]()) }
+                ?? (root: root, relative: relative)
+            let path = target.root.path(appending: target.relative.map(PercentEncoding.encodeSegment))
             for gateway in config.gateways {
                 ipfs.append(HTTPSource(kind: .gateway, url: gateway + path, base: gateway, userAgent: userAgent))
             }
             // Untrusted gateways need a root we can verify from: an /ipfs CID, not an /ipns name
             // the gateway would resolve for us (one that could not be resolved here).
-            if root.namespace == .ipfs, let cid = try? CID(root.name) {
+            if target.root.namespace == .ipfs, let cid = try? CID(target.root.name) {
                 for gateway in config.trustlessGateways {
                     ipfs.append(TrustlessGatewaySource(
-                        base: gateway, root: cid, segments: root.segments + relative, userAgent: userAgent))
+                        base: gateway, root: cid, segments: target.root.segments + target.relative, userAgent: userAgent))
                 }
             }
             if let mountPoint = config.mountPoint {
-                ipfs.append(MountSource(path: Self.mountPath(root: root, mountPoint: mountPoint, relative: relative),
-                                        mountPoint: mountPoint))
+                ipfs.append(MountSource(
+                    path: Self.mountPath(root: target.root, mountPoint: mountPoint, relative: target.relative),
+                    mountPoint: mountPoint))
             }
         }
         self.ipfs = ipfs

@@ -1,5 +1,4 @@
 import CurlTransfer
-import IPFSData
 
 /// Keeps an IPFS root that is behind the HTTP mirror from serving databases.
 ///
@@ -30,43 +29,11 @@ struct FreshnessGuard: Sendable {
         return nil
     }
 
-    /// Reads `lastupdate` at a root through the trusted gateways, the mount, or verified from a
-    /// trustless gateway.
+    /// Reads `lastupdate` at a root.
     func rootLastUpdate(root: MirrorRoot) async -> Int64? {
-        let path = root.path(appending: ["lastupdate"])
-        for gateway in config.gateways {
-            if let value = await Self.fetchNumber(gateway + path, config: config, userAgent: userAgent) { return value }
-        }
-        if let mountPoint = config.mountPoint,
-           let bytes = try? await MountSource.readSmallFile(
-            path: SourcePlan.mountPath(root: root, mountPoint: mountPoint, relative: ["lastupdate"]), limit: 64,
-            stallTimeout: config.resolveTimeout),
-           let value = Self.number(bytes) {
-            return value
-        }
-        guard let cid = try? CID(root.name) else { return nil }
-        for gateway in config.trustlessGateways {
-            var bytes: [UInt8] = []
-            let walk = VerifiedCARWalk(root: cid, path: root.segments + ["lastupdate"]) { chunk in
-                guard bytes.count + chunk.count <= 64 else { throw MemoryReceiver.Failure.tooLarge(limit: 64) }
-                bytes += chunk
-            }
-            let receiver = WalkReceiver(walk: walk)
-            let segments = (root.segments + ["lastupdate"]).map(PercentEncoding.encodeSegment).joined(separator: "/")
-            let request = TransferRequest(
-                url: "\(gateway)/ipfs/\(cid)/\(segments)?format=car&dag-scope=entity",
-                connectTimeout: min(config.connectTimeout, config.resolveTimeout), stallTimeout: config.resolveTimeout,
-                headers: ["Accept: application/vnd.ipld.car; version=1; order=dfs; dups=y"], userAgent: userAgent)
-            do {
-                _ = try await CurlMulti.shared.perform(request, into: receiver)
-                try walk.endOfStream()
-                guard walk.isComplete else { continue }
-                if let value = Self.number(bytes) { return value }
-            } catch {
-                continue
-            }
-        }
-        return nil
+        guard case .found(let bytes) = await RootFileReader(config: config, userAgent: userAgent)
+            .read("lastupdate", at: root, limit: 64) else { return nil }
+        return Self.number(bytes)
     }
 
     private static func fetchNumber(_ url: String, config: XferConfig, userAgent: String?) async -> Int64? {
@@ -82,22 +49,5 @@ struct FreshnessGuard: Sendable {
     static func number(_ bytes: [UInt8]) -> Int64? {
         let words = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace)
         return words.count == 1 ? Int64(words[0]) : nil
-    }
-}
-
-/// Feeds a small CAR response into a walk on the transfer thread.
-private final class WalkReceiver: TransferReceiver, @unchecked Sendable {
-    let walk: VerifiedCARWalk
-
-    init(walk: VerifiedCARWalk) {
-        self.walk = walk
-    }
-
-    func begin(_ head: TransferHead) throws {
-        try VerifiedCARWalk.checkContentType(head.contentType)
-    }
-
-    func receive(_ chunk: UnsafeRawBufferPointer) throws {
-        try walk.consume(chunk)
     }
 }

@@ -71,12 +71,17 @@ public enum FileSystem {
 
     /// Replaces `path` with `text` atomically: a temporary file in the same directory, then rename.
     public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(SystemError) {
+        try writeAtomically(path, bytes: Array(text.utf8), mode: mode)
+    }
+
+    /// Replaces `path` with `bytes` atomically: a temporary file in the same directory, then rename.
+    public static func writeAtomically(_ path: String, bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
         let temporary = "\(path).tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create \(temporary)") }
         fchmod(fd, mode)  // the mode asked for, whatever the umask
         do throws(SystemError) {
-            try writeAll(fd, Array(text.utf8), path: temporary)
+            try writeAll(fd, bytes, path: temporary)
             guard fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }
             close(fd)
             guard rename(temporary, path) == 0 else { throw SystemError("rename \(temporary)") }

@@ -1,0 +1,66 @@
+import IPFSData
+
+/// The publisher's index at the mirror root (`ipfs-xfer-index`): each file's CID, size and
+/// SHA-256, so a client fetches `/ipfs/<cid>` at once instead of walking the directories.
+///
+/// Text, one file per line, `<path>\t<cid>\t<size>\t<sha256 or ->`, the path relative to the
+/// root; the first line is ``header``, and other lines starting with `#` are comments (the
+/// publisher names its import parameters in one).
+public struct MirrorIndex: Sendable {
+    /// The file's name at the root.
+    public static let fileName = "ipfs-xfer-index"
+    /// The first line of an index this version reads.
+    public static let header = "# ipfs-xfer-index 1"
+    /// The largest index read (an Arch mirror's is a few MB).
+    public static let maximumSize = 64 << 20
+
+    /// One file of the index.
+    public struct Entry: Sendable, Equatable {
+        public var cid: CID
+        public var size: Int64
+        public var sha256: String?
+    }
+
+    /// Why a file is not an index.
+    public enum FormatError: Error, CustomStringConvertible, Equatable {
+        case noHeader
+
+        public var description: String {
+            switch self {
+            case .noHeader: "\(MirrorIndex.fileName) does not start with '\(MirrorIndex.header)'"
+            }
+        }
+    }
+
+    private let bytes: [UInt8]
+
+    /// Takes an index's bytes; only the header is checked here, lines are read when looked up.
+    public init(bytes: [UInt8]) throws(FormatError) {
+        guard bytes.starts(with: Array((Self.header + "\n").utf8)) else { throw .noHeader }
+        self.bytes = bytes
+    }
+
+    /// The entry for `path` (relative to the root, e.g. `core/os/x86_64/core.db`); nil when the
+    /// index has none or its line is malformed.
+    public func entry(for path: String) -> Entry? {
+        let needle = Array(("\n" + path + "\t").utf8)
+        var found: Int?
+        var next = 0
+        while let line = bytes[next...].firstIndex(of: UInt8(ascii: "\n")) {
+            if bytes[line...].starts(with: needle) {
+                found = line
+                break
+            }
+            next = line + 1
+        }
+        guard let found else { return nil }
+        let start = found + needle.count
+        let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+        let fields = bytes[start..<end].split(separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        guard fields.count == 3, let cid = try? CID(fields[0]), let size = Int64(fields[1]), size >= 0 else { return nil }
+        let sha256 = fields[2] == "-" ? nil : fields[2]
+        if let sha256, sha256.count != 64 || !sha256.allSatisfy(\.isHexDigit) { return nil }
+        return Entry(cid: cid, size: size, sha256: sha256)
+    }
+}

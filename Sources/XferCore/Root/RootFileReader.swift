@@ -1,0 +1,109 @@
+import CurlTransfer
+import IPFSData
+
+/// Reads a small file at the mirror root (`lastupdate`, `ipfs-xfer-index`) through the IPFS
+/// sources: the trusted gateways, the mount, or verified from a trustless gateway.
+struct RootFileReader: Sendable {
+    /// What the sources said.
+    enum Outcome: Sendable, Equatable {
+        case found([UInt8])
+        /// A source answered that the root has no such file.
+        case absent
+        /// No source could say.
+        case unreachable
+    }
+
+    let config: XferConfig
+    let userAgent: String?
+
+    /// Reads `name` below `root`, at most `limit` bytes; the first source that answers decides.
+    func read(_ name: String, at root: MirrorRoot, limit: Int) async -> Outcome {
+        var absent = false
+        let timeout = config.resolveTimeout
+        for gateway in config.gateways {
+            let request = TransferRequest(
+                url: gateway + root.path(appending: [PercentEncoding.encodeSegment(name)]),
+                connectTimeout: min(config.connectTimeout, timeout), stallTimeout: timeout, userAgent: userAgent)
+            let receiver = MemoryReceiver(limit: limit)
+            do {
+                _ = try await CurlMulti.shared.perform(request, into: receiver)
+                return .found(receiver.bytes)
+            } catch TransferError.status(404) {
+                absent = true
+            } catch {
+                continue
+            }
+        }
+        if let mountPoint = config.mountPoint {
+            let path = SourcePlan.mountPath(root: root, mountPoint: mountPoint, relative: [name])
+            do {
+                return .found(try await MountSource.readSmallFile(path: path, limit: limit, stallTimeout: timeout))
+            } catch MountSource.MountError.notFound {
+                absent = true
+            } catch {}
+        }
+        if let cid = try? CID(root.name) {
+            for gateway in config.trustlessGateways {
+                switch await readVerified(name, root: cid, segments: root.segments, gateway: gateway, limit: limit) {
+                case .found(let bytes): return .found(bytes)
+                case .absent: absent = true
+                case .unreachable: continue
+                }
+            }
+        }
+        return absent ? .absent : .unreachable
+    }
+
+    private func readVerified(_ name: String, root: CID, segments: [String], gateway: String, limit: Int) async -> Outcome {
+        let collected = Collected(limit: limit)
+        let walk = VerifiedCARWalk(root: root, path: segments + [name]) { chunk in try collected.append(chunk) }
+        let path = (segments + [name]).map(PercentEncoding.encodeSegment).joined(separator: "/")
+        let request = TransferRequest(
+            url: "\(gateway)/ipfs/\(root)/\(path)?format=car&dag-scope=entity&car-dups=y",
+            connectTimeout: min(config.connectTimeout, config.resolveTimeout), stallTimeout: config.resolveTimeout,
+            headers: ["Accept: application/vnd.ipld.car; version=1; order=dfs; dups=y"], userAgent: userAgent)
+        do {
+            _ = try await CurlMulti.shared.perform(request, into: WalkReceiver(walk: walk))
+            try walk.endOfStream()
+        } catch TransferError.status(404) {
+            return .absent
+        } catch VerifiedCARWalk.Failure.notFound {
+            return .absent
+        } catch {
+            return .unreachable
+        }
+        return walk.isComplete ? .found(collected.bytes) : .unreachable
+    }
+}
+
+/// Bytes gathered up to a limit.
+private final class Collected: @unchecked Sendable {
+    let limit: Int
+    private(set) var bytes: [UInt8] = []
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func append(_ chunk: UnsafeRawBufferPointer) throws {
+        guard bytes.count + chunk.count <= limit else { throw MemoryReceiver.Failure.tooLarge(limit: limit) }
+        bytes += chunk
+    }
+}
+
+/// Feeds a small CAR response into a walk on the transfer thread.
+private final class WalkReceiver: TransferReceiver, @unchecked Sendable {
+    let walk: VerifiedCARWalk
+
+    init(walk: VerifiedCARWalk) {
+        self.walk = walk
+    }
+
+    func begin(_ head: TransferHead) throws {
+        try VerifiedCARWalk.checkContentType(head.contentType)
+    }
+
+    func receive(_ chunk: UnsafeRawBufferPointer) throws {
+        try walk.consume(chunk)
+    }
+}
