@@ -20,11 +20,15 @@ import Testing
         }
     }
 
-    @Test func dohQueriesAreBase64URLWithoutPadding() {
-        #expect(DNSLinkLookup.base64URL([]) == "")
-        #expect(DNSLinkLookup.base64URL([0xfb]) == "-w")
-        #expect(DNSLinkLookup.base64URL([0xfb, 0xff]) == "-_8")
-        #expect(DNSLinkLookup.base64URL(Array("hello".utf8)) == "aGVsbG8")
+    @Test func base64ForDoHAndBasicCredentials() {
+        #expect(Base64.encodeURLSafe([]) == "")
+        #expect(Base64.encodeURLSafe([0xfb]) == "-w")
+        #expect(Base64.encodeURLSafe([0xfb, 0xff]) == "-_8")
+        #expect(Base64.encodeURLSafe(Array("hello".utf8)) == "aGVsbG8")
+        #expect(Base64.encode(Array("user:pass".utf8)) == "dXNlcjpwYXNz")
+        #expect(Base64.encode(Array("ab".utf8)) == "YWI=")
+        #expect(KuboRPC.authorizationHeader(secret: "basic:user:pass") == "Basic dXNlcjpwYXNz")
+        #expect(KuboRPC.authorizationHeader(secret: "bearer:s3cret") == "Bearer s3cret")
     }
 
     @Test func theRPCAnswerIsReadForItsPath() {

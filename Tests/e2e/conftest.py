@@ -23,6 +23,8 @@ Function scope:
   ``kubo_rpc_session``) reset before and after the test: no names, no faults (listening), empty log.
 * ``dns_server`` – a started :class:`harness.dns.DNSServer` (dnsmasq on 127.0.0.1) with no
   records; ``dns_server.set_records({...})`` fills it.
+* ``doh_server`` – a started :class:`harness.doh.DoHServer` (DNS over HTTPS stand-in, plain
+  HTTP on 127.0.0.1, ``doh_server.url`` ends in ``/dns-query``) forwarding to ``dns_server``.
 
 The ``gateway`` fixture also clears the stand-in's IPNS tables (:mod:`harness.ipnsroutes`).
 """
@@ -37,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from harness.dns import DNSServer
+from harness.doh import DoHServer
 from harness.fusefs import Mount
 from harness.gateway import Gateway
 from harness.kubo import KuboRepo
@@ -219,3 +222,10 @@ def dns_server(tmp_path) -> DNSServer:
         pytest.skip("dnsmasq is not installed (package dnsmasq-base)")
     with DNSServer(tmp_path / "dns") as dns:
         yield dns
+
+
+@pytest.fixture
+def doh_server(dns_server) -> DoHServer:
+    """A DoH stand-in (``doh_server.url``) forwarding over UDP to the ``dns_server`` dnsmasq."""
+    with DoHServer((dns_server.address, dns_server.port)) as doh:
+        yield doh

@@ -16,6 +16,7 @@ public struct DNSLinkLookup: Sendable {
     /// Why a domain has no usable DNSLink.
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case noAnswer(String)
+        case httpsFailed(String, String)
         case serverFailure(String)
         case malformedAnswer(String)
         case noDNSLink(String)
@@ -25,6 +26,7 @@ public struct DNSLinkLookup: Sendable {
         public var description: String {
             switch self {
             case .noAnswer(let name): "no DNS answer for \(name)"
+            case .httpsFailed(let name, let reason): "DNS over HTTPS for \(name) failed: \(reason)"
             case .serverFailure(let name): "the DNS server failed to answer for \(name)"
             case .malformedAnswer(let name): "a malformed DNS answer for \(name)"
             case .noDNSLink(let name): "\(name) has no dnslink= TXT record"
@@ -108,33 +110,18 @@ public struct DNSLinkLookup: Sendable {
         guard length > 0 else { throw .malformedAnswer(name) }
         let separator = url.contains("?") ? "&" : "?"
         let request = TransferRequest(
-            url: url + separator + "dns=" + Self.base64URL(query.prefix(Int(length))),
+            url: url + separator + "dns=" + Base64.encodeURLSafe(query.prefix(Int(length))),
             connectTimeout: Double(timeout), stallTimeout: Double(timeout),
             headers: ["Accept: application/dns-message"], userAgent: userAgent)
         let receiver = MemoryReceiver(limit: 65_535)
         do {
             _ = try await CurlMulti.shared.perform(request, into: receiver)
         } catch {
-            throw .noAnswer(name)
+            throw .httpsFailed(name, "\(error)")
+        }
+        guard receiver.contentType?.hasPrefix("application/dns-message") ?? false else {
+            throw .httpsFailed(name, "the answer is \(receiver.contentType ?? "untyped"), not application/dns-message")
         }
         return receiver.bytes
-    }
-
-    /// Base64url without padding, as RFC 8484's `dns` parameter wants.
-    static func base64URL(_ bytes: some Collection<UInt8>) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-        var output = ""
-        var bits = 0
-        var value = 0
-        for byte in bytes {
-            value = value << 8 | Int(byte)
-            bits += 8
-            while bits >= 6 {
-                bits -= 6
-                output.append(alphabet[(value >> bits) & 63])
-            }
-        }
-        if bits > 0 { output.append(alphabet[(value << (6 - bits)) & 63]) }
-        return output
     }
 }
