@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /// Closes every descriptor from `first` up, with close_range where the kernel has it.
@@ -85,4 +86,30 @@ pid_t xfer_fork_reader(const char *path, off_t offset, int *read_fd) {
     close(fds[1]);
     *read_fd = fds[0];
     return pid;
+}
+
+int xfer_spawn_detached(char *const argv[], const char *log_path) {
+    pid_t first = fork();
+    if (first < 0) return -1;
+    if (first == 0) {
+        // The first child: a new session, then the worker as its child, then exit at once.
+        setsid();
+        pid_t worker = fork();
+        if (worker != 0) _exit(worker < 0 ? 1 : 0);
+        int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0664);
+        if (log_fd < 0) log_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null_fd < 0 || log_fd < 0) _exit(127);
+        dup2(null_fd, STDIN_FILENO);
+        dup2(log_fd, STDOUT_FILENO);
+        dup2(log_fd, STDERR_FILENO);
+        close_from(3);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(first, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }

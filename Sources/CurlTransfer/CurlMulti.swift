@@ -105,6 +105,7 @@ private final class ActiveTransfer: @unchecked Sendable {
     var continuation: CheckedContinuation<TransferResponse, any Error>?
     private(set) var easy: UnsafeMutableRawPointer?
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    private var mime: OpaquePointer?
     private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     private var began = false
     private var bytesReceived: Int64 = 0
@@ -150,6 +151,15 @@ private final class ActiveTransfer: @unchecked Sendable {
         }
         if let userAgent = request.userAgent {
             _ = ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, userAgent)
+        }
+        if let upload = request.multipartFile {
+            mime = curl_mime_init(easy)
+            let part = curl_mime_addpart(mime)
+            curl_mime_name(part, upload.field)
+            curl_mime_filedata(part, upload.path)
+            curl_mime_filename(part, upload.fileName)
+            curl_mime_type(part, upload.contentType)
+            _ = ccurl_easy_setopt_pointer(easy, CURLOPT_MIMEPOST, UnsafeMutableRawPointer(mime))
         }
         if let body = request.postBody {
             // COPYPOSTFIELDS copies the bytes, so the request need not outlive this call.
@@ -227,6 +237,8 @@ private final class ActiveTransfer: @unchecked Sendable {
         easy = nil
         curl_slist_free_all(headerList)
         headerList = nil
+        curl_mime_free(mime)
+        mime = nil
         continuation?.resume(with: result)
         continuation = nil
     }

@@ -14,6 +14,8 @@ public struct TransferRequest: Sendable {
     public var userAgent: String?
     /// A body to POST (an empty one for kubo's RPC, which takes POST only); nil for a GET.
     public var postBody: [UInt8]?
+    /// A file to POST as the one part of a `multipart/form-data` body (kubo's `dag/import`).
+    public var multipartFile: MultipartFile?
 
     /// Creates a request with pacman's own patience: 10 s to connect, 10 s without progress.
     public init(
@@ -23,7 +25,8 @@ public struct TransferRequest: Sendable {
         stallTimeout: Double = 10,
         headers: [String] = [],
         userAgent: String? = nil,
-        postBody: [UInt8]? = nil
+        postBody: [UInt8]? = nil,
+        multipartFile: MultipartFile? = nil
     ) {
         self.url = url
         self.resumeFrom = resumeFrom
@@ -32,6 +35,24 @@ public struct TransferRequest: Sendable {
         self.headers = headers
         self.userAgent = userAgent
         self.postBody = postBody
+        self.multipartFile = multipartFile
+    }
+}
+
+/// A file sent as a `multipart/form-data` part, read from disk while it is sent.
+public struct MultipartFile: Sendable, Equatable {
+    /// The form field's name.
+    public var field: String
+    public var path: String
+    /// The file name the part announces.
+    public var fileName: String
+    public var contentType: String
+
+    public init(field: String, path: String, fileName: String, contentType: String) {
+        self.field = field
+        self.path = path
+        self.fileName = fileName
+        self.contentType = contentType
     }
 }
 

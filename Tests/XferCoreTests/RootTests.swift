@@ -115,6 +115,8 @@ import Testing
                         "core/os/x86_64/bad-cid", "# import: profile=unixfs-v0-2015"] {
             #expect(index.entry(for: missing) == nil, "\(missing)")
         }
+        #expect(index.importParameters == .unixfsV0_2015)
+        #expect(try MirrorIndex(bytes: Array("# ipfs-xfer-index 1\n# import: chunker=big\n".utf8)).importParameters == nil)
         #expect(throws: MirrorIndex.FormatError.noHeader) { try MirrorIndex(bytes: Array("core.db\tbafkqaaa\t0\t-\n".utf8)) }
     }
 }

@@ -23,4 +23,12 @@ enum {
 /// Returns the child's pid and stores the pipe's read end in `*read_fd`, or returns -1 with errno.
 pid_t xfer_fork_reader(const char *path, off_t offset, int *read_fd);
 
+/// Starts `argv` (argv[0] is the program's path) fully detached: in a new session, as the
+/// child of a child that exits at once (so it is never a zombie of the caller), with stdin
+/// from /dev/null, stdout and stderr appended to `log_path`, and no other descriptor open.
+///
+/// An alpm hook's output pipe is read by pacman until every writer has closed it, so a worker
+/// that outlives the hook must not keep it. Returns 0, or -1 with errno when forking failed.
+int xfer_spawn_detached(char *const argv[], const char *log_path);
+
 #endif

@@ -67,5 +67,13 @@ public enum ExampleConfig {
     # HTTPS URL such as https://cloudflare-dns.com/dns-query.
     #DNSServer = system
 
+    # Seeding (the ipfs-xfer-seed.hook): downloaded packages are added to the kubo node at API
+    # under the mirror's exact CIDs. APIAuth is one of kubo's API.Authorizations secrets
+    # (basic:user:password or bearer:token). Import is how the mirror imported its files, used
+    # when the root has no ipfs-xfer-index saying so: profile=<kubo profile> and overrides
+    # (cid-version=, raw-leaves=, chunker=size-N, max-links=).
+    #APIAuth = bearer:token
+    #Import = profile=unixfs-v0-2015
+
     """
 }

@@ -1,3 +1,5 @@
+import IPFSData
+
 /// The settings of `/etc/ipfs-xfer.conf`, validated.
 ///
 /// Everything has a default, so a missing default file gives a working HTTP-only fetcher with
@@ -28,8 +30,13 @@ public struct XferConfig: Sendable {
     public var layout = Layout.arch
     /// pacman's configuration, read for DBPath (to verify packages against the sync dbs).
     public var pacmanConfig = "/etc/pacman.conf"
-    /// The local kubo node's RPC (trusted for IPNS and DNSLink answers); nil disables it.
+    /// The local kubo node's RPC (trusted for IPNS and DNSLink answers, and where packages
+    /// are seeded); nil disables it.
     public var api: String? = "http://127.0.0.1:5001"
+    /// The `Authorization` header for the RPC (from kubo's `basic:user:pass` or `bearer:token`).
+    public var apiAuthorization: String?
+    /// How the mirror imported its files, for seeding when its index does not say.
+    public var importParameters = ImportParameters.unixfsV0_2015
     /// Delegated routing endpoints (`/routing/v1/ipns/{name}`) for verified IPNS records.
     public var routingEndpoints: [String] = []
     /// Where DNSLink TXT queries go.
@@ -48,7 +55,7 @@ public struct XferConfig: Sendable {
     static let knownKeys = [
         "MirrorRoot", "Gateway", "TrustlessGateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
         "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig", "API", "RoutingEndpoint", "DNSServer",
-        "RootCacheTime", "RootStaleLimit", "ResolveTimeout",
+        "RootCacheTime", "RootStaleLimit", "ResolveTimeout", "APIAuth", "Import",
     ]
 
     /// Validates a parsed file; the first problem is thrown.
@@ -112,6 +119,17 @@ public struct XferConfig: Sendable {
                     throw fail("API must be kubo's RPC URL (http://127.0.0.1:5001) or none, not '\(value)'")
                 }
                 api = value == "none" ? nil : value.trimmingSuffix("/")
+            case "APIAuth":
+                guard value.hasPrefix("basic:") || value.hasPrefix("bearer:"), value.count > 7 else {
+                    throw fail("APIAuth must be kubo's AuthSecret form, basic:user:password or bearer:token")
+                }
+                apiAuthorization = KuboRPC.authorizationHeader(secret: value)
+            case "Import":
+                do throws(ImportParameters.ParseError) {
+                    importParameters = try ImportParameters(parsing: value)
+                } catch {
+                    throw fail("Import: \(error)")
+                }
             case "RoutingEndpoint":
                 guard isURL(value) else { throw fail("RoutingEndpoint must be an http:// or https:// URL, not '\(value)'") }
                 routingEndpoints.append(value.trimmingSuffix("/"))
@@ -192,6 +210,8 @@ extension XferConfig {
         lines.append("Layout = \(layout)")
         lines.append("PacmanConfig = \(pacmanConfig)")
         lines.append("API = \(api ?? "none")")
+        if apiAuthorization != nil { lines.append("APIAuth = (set)") }
+        lines.append("Import = \(importParameters)")
         lines += routingEndpoints.map { "RoutingEndpoint = \($0)" }
         switch dnsServer {
         case .system: lines.append("DNSServer = system")

@@ -6,11 +6,14 @@ public struct PackageRecord: Sendable, Equatable {
     public var size: Int64
     /// `%SHA256SUM%`, lower-case hex.
     public var sha256: String
+    /// `%NAME%`, the package name (empty when the entry has none).
+    public var name: String
 
-    public init(fileName: String, size: Int64, sha256: String) {
+    public init(fileName: String, size: Int64, sha256: String, name: String = "") {
         self.fileName = fileName
         self.size = size
         self.sha256 = sha256
+        self.name = name
     }
 
     /// Parses a `desc` entry (`%KEY%` lines followed by values); nil when a field is missing.
@@ -30,6 +33,6 @@ public struct PackageRecord: Sendable, Equatable {
               let sha256 = fields["SHA256SUM"]?.lowercased(), sha256.count == 64,
               sha256.allSatisfy(\.isHexDigit)
         else { return nil }
-        self.init(fileName: fileName, size: size, sha256: sha256)
+        self.init(fileName: fileName, size: size, sha256: sha256, name: fields["NAME"] ?? "")
     }
 }

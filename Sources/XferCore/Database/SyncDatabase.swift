@@ -34,6 +34,18 @@ public struct SyncDatabase: Sendable {
         return found
     }
 
+    /// The records of the packages named (by `%NAME%`), keyed by name.
+    public func records(named names: Set<String>) throws -> [String: PackageRecord] {
+        var found: [String: PackageRecord] = [:]
+        try stream(wants: { $0.hasSuffix("/desc") }, handle: { _, body in
+            if let record = PackageRecord(desc: String(decoding: body, as: UTF8.self)), names.contains(record.name) {
+                found[record.name] = record
+                if found.count == names.count { throw Stop() }
+            }
+        })
+        return found
+    }
+
     /// Reads the whole archive: succeeds only for a complete, well-formed db, and returns the
     /// number of files in it.
     ///

@@ -20,10 +20,60 @@ public struct KuboRPC: Sendable {
     /// The RPC base URL, such as `http://127.0.0.1:5001`.
     public let base: String
     public let timeout: Double
+    /// The `Authorization` header value for kubo's `API.Authorizations`, if one is configured.
+    public let authorization: String?
 
-    public init(base: String, timeout: Double) {
+    public init(base: String, timeout: Double, authorization: String? = nil) {
         self.base = base
         self.timeout = timeout
+        self.authorization = authorization
+    }
+
+    /// The `Authorization` header for a kubo `AuthSecret`: `basic:user:password` or `bearer:token`
+    /// (a bare token is a bearer token, as kubo reads it).
+    public static func authorizationHeader(secret: String) -> String {
+        if secret.hasPrefix("basic:") {
+            return "Basic " + Base64.encode(Array(secret.dropFirst("basic:".count).utf8))
+        }
+        return "Bearer " + (secret.hasPrefix("bearer:") ? String(secret.dropFirst("bearer:".count)) : secret)
+    }
+
+    /// The CID an `/ipfs` path leads to, as the node resolves it.
+    public func resolveCID(_ path: String) async throws(Failure) -> String {
+        let answer = try await call("resolve", arguments: [path], options: [:])
+        guard let resolved = JSONText.string(forKey: "Path", in: answer), resolved.hasPrefix("/ipfs/") else {
+            throw .badAnswer("resolve")
+        }
+        return String(resolved.dropFirst("/ipfs/".count))
+    }
+
+    /// Imports the blocks of a CAR file (without pinning its roots).
+    public func importCAR(path: String) async throws(Failure) {
+        let answer = try await call("dag/import", arguments: [], options: ["pin-roots": "false"],
+                                    file: MultipartFile(field: "file", path: path, fileName: "blocks.car",
+                                                        contentType: "application/vnd.ipld.car"))
+        if let message = JSONText.string(forKey: "PinErrorMsg", in: answer), !message.isEmpty {
+            throw .refused("dag/import", message)
+        }
+    }
+
+    /// Pins a CID recursively under a name.
+    public func pin(_ cid: String, name: String) async throws(Failure) {
+        _ = try await call("pin/add", arguments: [cid], options: ["recursive": "true", "name": name])
+    }
+
+    /// Removes a recursive pin.
+    public func unpin(_ cid: String) async throws(Failure) {
+        _ = try await call("pin/rm", arguments: [cid], options: ["recursive": "true"])
+    }
+
+    /// Announces a CID: `provide/once` (kubo 0.42 and later), else the older `routing/provide`.
+    public func provide(_ cid: String) async throws(Failure) {
+        do {
+            _ = try await call("provide/once", arguments: [cid], options: [:])
+        } catch .refused {
+            _ = try await call("routing/provide", arguments: [cid], options: [:])
+        }
     }
 
     /// Resolves `/ipns/<name>[/path]` all the way to an `/ipfs` path (kubo follows IPNS and DNSLink).
@@ -35,13 +85,16 @@ public struct KuboRPC: Sendable {
         return resolved
     }
 
-    /// POSTs a command; returns its JSON answer.
-    func call(_ command: String, arguments: [String], options: [String: String]) async throws(Failure) -> String {
+    /// POSTs a command (with a file as its multipart body, when given); returns its JSON answer.
+    func call(_ command: String, arguments: [String], options: [String: String], file: MultipartFile? = nil)
+        async throws(Failure) -> String {
         let query = (arguments.map { "arg=" + PercentEncoding.encodeQueryValue($0) }
             + options.keys.sorted().map { "\($0)=\(PercentEncoding.encodeQueryValue(options[$0]!))" })
             .joined(separator: "&")
         let request = TransferRequest(
-            url: "\(base)/api/v0/\(command)?\(query)", connectTimeout: timeout, stallTimeout: timeout, postBody: [])
+            url: "\(base)/api/v0/\(command)?\(query)", connectTimeout: timeout, stallTimeout: timeout,
+            headers: authorization.map { ["Authorization: \($0)"] } ?? [],
+            postBody: file == nil ? [] : nil, multipartFile: file)
         let receiver = MemoryReceiver(limit: 1 << 20)
         do {
             _ = try await CurlMulti.shared.perform(request, into: receiver)

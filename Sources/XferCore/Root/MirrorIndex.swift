@@ -4,8 +4,8 @@ import IPFSData
 /// SHA-256, so a client fetches `/ipfs/<cid>` at once instead of walking the directories.
 ///
 /// Text, one file per line, `<path>\t<cid>\t<size>\t<sha256 or ->`, the path relative to the
-/// root; the first line is ``header``, and other lines starting with `#` are comments (the
-/// publisher names its import parameters in one).
+/// root; the first line is ``header``, and other lines starting with `#` are comments, of
+/// which `# import: <parameters>` names how the publisher imported the files.
 public struct MirrorIndex: Sendable {
     /// The file's name at the root.
     public static let fileName = "ipfs-xfer-index"
@@ -40,27 +40,34 @@ public struct MirrorIndex: Sendable {
         self.bytes = bytes
     }
 
+    /// The import parameters the index names (`# import: …`), when it names valid ones.
+    public var importParameters: ImportParameters? {
+        guard let line = line(after: Array("\n# import: ".utf8)) else { return nil }
+        return try? ImportParameters(parsing: String(decoding: line, as: UTF8.self))
+    }
+
     /// The entry for `path` (relative to the root, e.g. `core/os/x86_64/core.db`); nil when the
     /// index has none or its line is malformed.
     public func entry(for path: String) -> Entry? {
-        let needle = Array(("\n" + path + "\t").utf8)
-        var found: Int?
-        var next = 0
-        while let line = bytes[next...].firstIndex(of: UInt8(ascii: "\n")) {
-            if bytes[line...].starts(with: needle) {
-                found = line
-                break
-            }
-            next = line + 1
-        }
-        guard let found else { return nil }
-        let start = found + needle.count
-        let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
-        let fields = bytes[start..<end].split(separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false)
+        guard let line = line(after: Array(("\n" + path + "\t").utf8)) else { return nil }
+        let fields = line.split(separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false)
             .map { String(decoding: $0, as: UTF8.self) }
         guard fields.count == 3, let cid = try? CID(fields[0]), let size = Int64(fields[1]), size >= 0 else { return nil }
         let sha256 = fields[2] == "-" ? nil : fields[2]
         if let sha256, sha256.count != 64 || !sha256.allSatisfy(\.isHexDigit) { return nil }
         return Entry(cid: cid, size: size, sha256: sha256)
+    }
+
+    /// The rest of the first line that starts with `prefix` (which begins with a newline).
+    private func line(after prefix: [UInt8]) -> ArraySlice<UInt8>? {
+        var next = 0
+        while let newline = bytes[next...].firstIndex(of: UInt8(ascii: "\n")) {
+            if bytes[newline...].starts(with: prefix) {
+                let start = newline + prefix.count
+                return bytes[start..<(bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex)]
+            }
+            next = newline + 1
+        }
+        return nil
     }
 }

@@ -12,7 +12,7 @@ public protocol Source: Sendable {
 }
 
 /// The kinds of source, in the order they are preferred.
-public enum SourceKind: String, Sendable {
+public enum SourceKind: String, Sendable, CaseIterable {
     case gateway
     case trustless
     case mount

@@ -20,26 +20,26 @@ public struct RootCache: Sendable {
 
     /// The cached answer for a configured root.
     public func entry(for root: String) -> ResolvedRoot? {
-        Self.table(rootsPath)[root].flatMap { ResolvedRoot(fields: $0) }
+        StateTable.read(rootsPath)[root].flatMap { ResolvedRoot(fields: $0) }
     }
 
     /// The highest verified sequence per IPNS name (canonical k51 form).
     public func sequences() -> [String: UInt64] {
-        Self.table(sequencesPath).compactMapValues { $0.count == 1 ? UInt64($0[0]) : nil }
+        StateTable.read(sequencesPath).compactMapValues { $0.count == 1 ? UInt64($0[0]) : nil }
     }
 
     /// Stores an answer, and raises the sequences of the names whose records gave it.
     public func store(_ resolved: ResolvedRoot, for root: String, sequences: [String: UInt64] = [:]) throws(SystemError) {
-        var roots = Self.table(rootsPath)
+        var roots = StateTable.read(rootsPath)
         roots[root] = resolved.fields.map { Substring($0) }
-        try Self.write(roots, to: rootsPath)
-        var known = Self.table(sequencesPath)
+        try StateTable.write(roots, to: rootsPath)
+        var known = StateTable.read(sequencesPath)
         var raised = false
         for (name, sequence) in sequences where (known[name]?.first.flatMap { UInt64($0) } ?? 0) < sequence || known[name] == nil {
             known[name] = [Substring(String(sequence))]
             raised = true
         }
-        if raised { try Self.write(known, to: sequencesPath) }
+        if raised { try StateTable.write(known, to: sequencesPath) }
     }
 
     /// Runs `body` holding the exclusive resolve lock, waiting at most `timeout` seconds for it;
@@ -55,21 +55,5 @@ public struct RootCache: Sendable {
             }
         }
         return try await body()
-    }
-
-    private static func table(_ path: String) -> [String: [Substring]] {
-        guard let text = try? FileSystem.readText(path) else { return [:] }
-        var table: [String: [Substring]] = [:]
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-            guard fields.count >= 2, !fields[0].isEmpty else { continue }
-            table[String(fields[0])] = Array(fields.dropFirst())
-        }
-        return table
-    }
-
-    private static func write(_ table: [String: [Substring]], to path: String) throws(SystemError) {
-        let text = table.keys.sorted().map { key in ([Substring(key)] + table[key]!).joined(separator: "\t") + "\n" }.joined()
-        try FileSystem.writeAtomically(path, text, mode: 0o664)
     }
 }

@@ -1,0 +1,33 @@
+/// Finds the files pacman cached for a transaction's packages: the names an alpm hook gets on
+/// stdin, looked up in the sync dbs (`%FILENAME%`) and then in each CacheDir, `.sig` included.
+///
+/// Only files directly in a CacheDir count: pacman 7.1 leaves `download-*` directories there,
+/// which are partial downloads.
+public struct CacheLookup: Sendable {
+    public let pacman: PacmanConfig
+
+    public init(pacman: PacmanConfig) {
+        self.pacman = pacman
+    }
+
+    /// The cached files of `names`, and the names with no cached file.
+    public func targets(for names: [String]) -> (targets: [SeedTarget], missing: [String]) {
+        var remaining = Set(names)
+        var targets: [SeedTarget] = []
+        for repo in pacman.repos where !remaining.isEmpty {
+            guard let records = try? SyncDatabase(path: pacman.syncDatabase(repo: repo)).records(named: remaining) else {
+                continue
+            }
+            for (name, record) in records.sorted(by: { $0.key < $1.key }) {
+                guard PathSafety.isSafeSegment(record.fileName),
+                      let directory = pacman.cacheDirs.first(where: { FileSystem.fileSize($0 + record.fileName) != nil })
+                else { continue }
+                remaining.remove(name)
+                for file in [record.fileName, record.fileName + ".sig"] where FileSystem.fileSize(directory + file) != nil {
+                    targets.append(SeedTarget(repo: repo, arch: pacman.architecture, fileName: file, cachePath: directory + file))
+                }
+            }
+        }
+        return (targets, names.filter(remaining.contains))
+    }
+}

@@ -1,0 +1,42 @@
+/// What `ipfs-xfer stats` reports: where downloads came from, and what was seeded.
+public struct TransferStats: Sendable, Equatable {
+    /// Files and bytes served, per source kind.
+    public var files: [SourceKind: Int] = [:]
+    public var bytes: [SourceKind: Int64] = [:]
+    public var seededFiles = 0
+    public var seededBytes: Int64 = 0
+    public var pendingSeeds = 0
+
+    /// Reads the transfer log and the seeding state of `state`.
+    public init(state: StateDirectory) {
+        let text = (try? FileSystem.readText(state.path + "/transfers.log")) ?? ""
+        for entry in text.split(separator: "\n").compactMap(TransferLogEntry.init(line:)) {
+            files[entry.kind, default: 0] += 1
+            bytes[entry.kind, default: 0] += entry.bytes
+        }
+        let queue = SeedQueue(state: state)
+        let seeded = queue.seeded()
+        seededFiles = seeded.count
+        seededBytes = seeded.reduce(0) { $0 + $1.size }
+        pendingSeeds = queue.pending().count
+    }
+
+    /// Bytes that came from IPFS rather than the HTTP mirrors.
+    public var ipfsBytes: Int64 {
+        bytes.filter { $0.key.isIPFS }.values.reduce(0, +)
+    }
+
+    /// The report, one fact per line.
+    public var text: String {
+        var lines: [String] = []
+        for kind in SourceKind.allCases where files[kind] != nil {
+            lines.append("\(kind.rawValue): \(files[kind]!) files, \(bytes[kind] ?? 0) bytes")
+        }
+        let total = bytes.values.reduce(0, +)
+        if total > 0 {
+            lines.append("from IPFS: \(ipfsBytes) of \(total) bytes (\(ipfsBytes * 100 / total)%)")
+        }
+        lines.append("seeded: \(seededFiles) files, \(seededBytes) bytes; waiting: \(pendingSeeds)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

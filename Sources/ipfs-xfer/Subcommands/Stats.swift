@@ -1,0 +1,23 @@
+import ArgumentParser
+import XferCore
+
+extension IPFSXferCommand {
+    /// `ipfs-xfer stats`: bytes per source, and seeding.
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show where downloads came from (IPFS or the mirrors) and what was seeded.")
+
+        @Option(name: .long, help: "The config file (default: /etc/ipfs-xfer.conf when it exists).")
+        var config: String?
+
+        func run() throws {
+            do {
+                let settings = try XferConfig.load(path: config)
+                print(TransferStats(state: try StateDirectory(path: settings.stateDir)).text, terminator: "")
+            } catch {
+                Diagnostics.error(error)
+                throw ExitCode.failure
+            }
+        }
+    }
+}
