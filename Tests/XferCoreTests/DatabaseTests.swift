@@ -4,9 +4,9 @@ import Testing
 @Suite struct DatabaseTests {
     let records = [
         PackageRecord(fileName: "hello-a-1.0-1-any.pkg.tar.zst", size: 301152,
-                      sha256: "6ca902636e44490135698cfa8e1dfaf96a9874bd2e99f59ba654db932a822bae"),
+                      sha256: "6ca902636e44490135698cfa8e1dfaf96a9874bd2e99f59ba654db932a822bae", name: "hello-a"),
         PackageRecord(fileName: "hello-1:2.3-4-x86_64.pkg.tar.xz", size: 10,
-                      sha256: String(repeating: "ab", count: 32)),
+                      sha256: String(repeating: "ab", count: 32), name: "hello"),
     ]
 
     @Test(arguments: ["-z", "--zstd", "-J", "-j"])
@@ -18,6 +18,7 @@ import Testing
         #expect(try db.record(forFile: "hello-1:2.3-4-x86_64.pkg.tar.xz") == records[1])
         #expect(try db.record(forFile: "hello-a-1.0-2-any.pkg.tar.zst") == nil)
         #expect(try db.validate() >= 2)
+        #expect(try db.records(named: ["hello", "absent"]) == ["hello": records[1]])
     }
 
     @Test(arguments: ["--format=pax", "--format=gnutar", "--format=ustar"])
@@ -25,7 +26,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let long = PackageRecord(
             fileName: "lib" + String(repeating: "x", count: 120) + "-1.0-1-any.pkg.tar.zst", size: 5,
-            sha256: String(repeating: "cd", count: 32))
+            sha256: String(repeating: "cd", count: 32), name: "lib" + String(repeating: "x", count: 120))
         var path = try makeSyncDatabase(in: directory, name: "extra.db", packages: records + [long], compression: "-z")
         if format != "--format=pax" {
             // Rebuild the same tree in the other formats (repo-add's bsdtar writes pax).
@@ -57,7 +58,7 @@ import Testing
         """
         #expect(PackageRecord(desc: desc) == PackageRecord(
             fileName: "hello-b-1.0-1-any.pkg.tar.zst", size: 301152,
-            sha256: "6ca902636e44490135698cfa8e1dfaf96a9874bd2e99f59ba654db932a822bae"))
+            sha256: "6ca902636e44490135698cfa8e1dfaf96a9874bd2e99f59ba654db932a822bae", name: "hello-b"))
         #expect(PackageRecord(desc: "%FILENAME%\nx\n\n%CSIZE%\n1\n") == nil)
         #expect(PackageRecord(desc: "%FILENAME%\nx\n\n%CSIZE%\n1\n\n%SHA256SUM%\nnothex\n") == nil)
     }

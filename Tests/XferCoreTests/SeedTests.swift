@@ -42,7 +42,7 @@ import Testing
         try directory.write("cache/download-x1/other-2.0-1-any.pkg.tar.zst", [1, 2, 3])  // pacman 7.1's leftovers
         let conf = try directory.write("pacman.conf", Array(
             "[options]\nDBPath = \(directory.path)/db\nCacheDir = \(directory.path)/cache\nArchitecture = x86_64\n[core]\nServer = x\n".utf8))
-        let (targets, missing) = CacheLookup(pacman: PacmanConfig(path: conf)).targets(for: ["demo", "other", "absent"])
+        let (targets, missing) = CacheLookup(pacman: PacmanConfig(path: conf)).targets(for: ["demo", "other", "absent"], now: 5)
         #expect(targets.map(\.fileName) == ["demo-1.0-1-x86_64.pkg.tar.zst", "demo-1.0-1-x86_64.pkg.tar.zst.sig"])
         #expect(targets.first?.cachePath == directory.path + "/cache/demo-1.0-1-x86_64.pkg.tar.zst")
         #expect(targets.first?.relativePath(layout: .arch) == "core/os/x86_64/demo-1.0-1-x86_64.pkg.tar.zst")
@@ -52,8 +52,10 @@ import Testing
     @Test func theQueueSkipsWhatIsSeededAndSurvivesDamage() throws {
         let directory = try TemporaryDirectory()
         let queue = SeedQueue(state: try StateDirectory(path: directory.path))
-        let demo = SeedTarget(repo: "core", arch: "x86_64", fileName: "demo.pkg.tar.zst", cachePath: "/c/demo.pkg.tar.zst")
-        let sig = SeedTarget(repo: "core", arch: "x86_64", fileName: "demo.pkg.tar.zst.sig", cachePath: "/c/demo.pkg.tar.zst.sig")
+        let demo = SeedTarget(repo: "core", arch: "x86_64", fileName: "demo.pkg.tar.zst", cachePath: "/c/demo.pkg.tar.zst",
+                              queuedAt: 5)
+        let sig = SeedTarget(repo: "core", arch: "x86_64", fileName: "demo.pkg.tar.zst.sig", cachePath: "/c/demo.pkg.tar.zst.sig",
+                             queuedAt: 5)
         try queue.add([demo, sig])
         #expect(queue.pending() == [demo, sig])
         try queue.finish(demo, seeded: .init(fileName: demo.fileName, cid: "bafkqaaa", size: 3, time: 7, cachePath: demo.cachePath))
@@ -62,7 +64,7 @@ import Testing
         #expect(queue.seeded().map(\.cid) == ["bafkqaaa"])
         try queue.add([demo])  // seeded from the same cache path already
         #expect(queue.pending().isEmpty)
-        try directory.write("seed-queue", Array("bad line\nx.pkg\tcore\tx86_64\trelative/path\n../up\tcore\tx86_64\t/c/up\n".utf8))
+        try directory.write("seed-queue", Array("bad line\nx.pkg\tcore\tx86_64\trelative/path\t1\n../up\tcore\tx86_64\t/c/up\t1\nx.pkg\tcore\tx86_64\t/c/x\tsoon\n".utf8))
         #expect(queue.pending().isEmpty)
         try queue.forget(demo.fileName)
         #expect(queue.seeded().isEmpty)

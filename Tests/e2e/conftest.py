@@ -26,6 +26,17 @@ Function scope:
 * ``doh_server`` – a started :class:`harness.doh.DoHServer` (DNS over HTTPS stand-in, plain
   HTTP on 127.0.0.1, ``doh_server.url`` ends in ``/dns-query``) forwarding to ``dns_server``.
 
+* ``make_seed_node(blocks=None, gateway=True, **KuboRPC kwargs)`` – a started kubo RPC stand-in
+  (:class:`SeedNode`: ``.rpc``, ``.gateway``, ``.blocks``, ``.store``) writing into a fresh flatfs
+  directory served by a stand-in :class:`Gateway` over that same directory; ``blocks=`` a
+  directory or a ``Gateway``/``KuboRepo`` (e.g. ``gateway_session``) shares that store (and that
+  gateway); kwargs e.g. ``auth={...}``, ``provide_once=False``. ``seed_node`` – one with defaults
+  (an empty node).
+* ``make_hook_pacman(binaries=(), binds=(), mode=None, tmp=True, **PacmanSandbox kwargs)`` – a
+  :class:`harness.pacman.PacmanSandbox` whose hooks can run host binaries in the chroot
+  (:meth:`~harness.pacman.PacmanSandbox.enable_hook_chroot`); skips where hooks cannot chroot;
+  anything left mounted under its root is unmounted at teardown.
+
 The ``gateway`` fixture also clears the stand-in's IPNS tables (:mod:`harness.ipnsroutes`).
 """
 
@@ -46,6 +57,8 @@ from harness.kubo import KuboRepo
 from harness.kuborpc import KuboRPC
 from harness.nginx import Nginx, NginxMirror
 from harness.pacman import PacmanSandbox
+from harness.blockstore import BlockStore
+from harness.pacman import HookChrootUnsupported
 from harness.pkgrepo import Manifest, PackageSpec, make_mirror
 
 MiB = 1 << 20
@@ -229,3 +242,68 @@ def doh_server(dns_server) -> DoHServer:
     """A DoH stand-in (``doh_server.url``) forwarding over UDP to the ``dns_server`` dnsmasq."""
     with DoHServer((dns_server.address, dns_server.port)) as doh:
         yield doh
+
+
+@dataclass
+class SeedNode:
+    """A kubo RPC stand-in and (usually) a gateway over the same flatfs block directory."""
+
+    rpc: KuboRPC
+    gateway: Gateway | None
+    blocks: Path
+
+    @property
+    def store(self) -> BlockStore:
+        """Reads the node's blocks (hash-checked)."""
+        return BlockStore(self.blocks)
+
+
+@pytest.fixture
+def make_seed_node(tmp_path):
+    """Factory: ``make_seed_node(blocks=None, gateway=True, **KuboRPC kwargs)`` → started :class:`SeedNode`."""
+    started: list = []
+
+    def factory(blocks=None, gateway=True, **rpc_kwargs) -> SeedNode:
+        work = tmp_path / f"seed{len(started)}"
+        shared_gateway = blocks if isinstance(blocks, Gateway) else None
+        if blocks is not None and hasattr(blocks, "blocks"):
+            blocks = blocks.blocks
+        blocks = Path(blocks) if blocks is not None else work / "blocks"
+        rpc = KuboRPC(workdir=work, blocks=blocks, **rpc_kwargs)
+        started.append(rpc)
+        rpc.start()  # creates the flatfs directory before a gateway serves it
+        gw = shared_gateway
+        if gw is None and gateway:
+            gw = Gateway(blocks, workdir=work)
+            started.append(gw)
+            gw.start()
+        return SeedNode(rpc, gw, blocks)
+
+    yield factory
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def seed_node(make_seed_node) -> SeedNode:
+    """An empty kubo RPC stand-in (fresh flatfs dir, open API, provide/once available) + its gateway."""
+    return make_seed_node()
+
+
+@pytest.fixture
+def make_hook_pacman(tmp_path):
+    """Factory: ``make_hook_pacman(binaries=(), binds=(), mode=None, tmp=True, **PacmanSandbox kwargs)``."""
+    boxes: list[PacmanSandbox] = []
+
+    def factory(binaries=(), binds=(), mode=None, tmp=True, **kwargs) -> PacmanSandbox:
+        box = PacmanSandbox(tmp_path / f"hookpacman{len(boxes)}", **kwargs)
+        boxes.append(box)
+        try:
+            box.enable_hook_chroot(binaries=binaries, binds=binds, mode=mode, tmp=tmp)
+        except HookChrootUnsupported as exc:
+            pytest.skip(str(exc))
+        return box
+
+    yield factory
+    for box in boxes:
+        box.cleanup()

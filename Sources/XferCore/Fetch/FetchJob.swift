@@ -58,17 +58,29 @@ public struct FetchJob: Sendable {
         let isDatabase = mapping.file?.isDatabaseOrItsSignature ?? false
         let choice = mapping.file == nil ? nil : await RootLookup(config: config, userAgent: userAgent, warn: warn)
             .choose(state: state, now: now, waitForFresh: isDatabase)
+        // Reads at the root wait at most this long, and skip sources known to be down.
+        let reader = RootFileReader(
+            config: config, userAgent: userAgent, timeout: max(config.hedgeDelay, 1), down: health.down(now: now))
         var root = choice?.root
         if isDatabase, let chosen = choice, let file = mapping.file,
-           !(await databaseMayComeFromIPFS(chosen, mapping: mapping, file: file, state: state)) {
+           !(await databaseMayComeFromIPFS(chosen, mapping: mapping, file: file, state: state, reader: reader)) {
             root = nil
         }
+        // The root's index, when cached, sends the file straight to its CID; when it is not
+        // known yet, it is fetched alongside this download, for the next calls.
         var indexed: MirrorIndex.Entry?
+        var indexRefresh: Task<Void, Never>?
         if let root, root.namespace == .ipfs, let state, let file = mapping.file {
-            let index = await MirrorIndexCache(state: state)
-                .index(for: root, reader: RootFileReader(config: config, userAgent: userAgent))
-            indexed = index?.entry(for: (config.layout.expand(repo: file.repo, arch: file.arch) + [file.fileName])
-                .joined(separator: "/"))
+            let cache = MirrorIndexCache(state: state)
+            switch cache.cached(for: root) {
+            case .index(let index):
+                indexed = index.entry(for: (config.layout.expand(repo: file.repo, arch: file.arch) + [file.fileName])
+                    .joined(separator: "/"))
+            case .absent:
+                break
+            case .unknown:
+                indexRefresh = Task { await cache.refresh(for: root, reader: reader) }
+            }
         }
         let plan = SourcePlan(mapping: mapping, root: root, fileCID: indexed?.cid, config: config, userAgent: userAgent)
         let (ipfs, chain) = plan.ordered(health: health, now: now)
@@ -88,6 +100,7 @@ public struct FetchJob: Sendable {
         drawing?.cancel()
         await drawing?.value
         await choice?.refresh?.value
+        await indexRefresh?.value
 
         let changes = Self.healthChanges(result)
         do {
@@ -123,9 +136,10 @@ public struct FetchJob: Sendable {
     /// The freshness guard for a database: the root's `lastupdate` (read once per root and
     /// cached) against the HTTP mirror's.
     private func databaseMayComeFromIPFS(
-        _ choice: RootLookup.Choice, mapping: URLMapper.Mapping, file: RepoFile, state: StateDirectory?
+        _ choice: RootLookup.Choice, mapping: URLMapper.Mapping, file: RepoFile, state: StateDirectory?,
+        reader: RootFileReader
     ) async -> Bool {
-        let freshness = FreshnessGuard(config: config, userAgent: userAgent)
+        let freshness = FreshnessGuard(config: config, userAgent: userAgent, timeout: reader.timeout, down: reader.down)
         async let mirror = freshness.mirrorLastUpdate(mapping: mapping, file: file)
         var rootTime = choice.resolved?.lastUpdate
         if rootTime == nil {

