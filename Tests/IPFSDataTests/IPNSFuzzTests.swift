@@ -5,7 +5,7 @@ import Testing
 /// maps, keys, names and timestamps must be refused or accepted cleanly, and a mutated record that
 /// still verifies must say what the signed original says.
 @Suite struct IPNSFuzzTests {
-    @Test func recordsDataMapsAndKeys() throws {
+    @Test func recordsDataMapsAndKeys() async throws {
         let key = TestKey.makeEd25519()
         let rsa = TestKey.sharedRSA
         let v1v2 = TestEntry.signed(by: key)
@@ -16,7 +16,7 @@ import Testing
         ]
         let original = try IPNSRecord.verify(v1v2.encoded, for: key.name, now: TestEntry.now)
         var verified = 0
-        let runs = DecoderFuzzTests.fuzz(seeds, seed: 0x1905) { input in
+        let runs = await DecoderFuzzTests.fuzz(seeds, seed: 0x1905) { input in
             for name in [key.name, rsa.name] {
                 if let record = try? IPNSRecord.verify(input, for: name, now: TestEntry.now) {
                     #expect(record.value == original.value && record.sequence == original.sequence)
@@ -30,14 +30,14 @@ import Testing
         print("fuzzed IPNS records, data maps and keys with \(runs) inputs (\(verified) still verified)")
     }
 
-    @Test func namesAndTimestamps() throws {
+    @Test func namesAndTimestamps() async throws {
         let name = TestKey.makeEd25519().name
         let seeds = [
             Array(name.description.utf8), Array(Multibase.base58(name.multihash).utf8),
             Array(TestKey.sharedRSA.name.description.utf8), Array(TestEntry.validity.utf8),
             Array("2123-08-14T12:17:03.694052+05:30".utf8),
         ]
-        let runs = DecoderFuzzTests.fuzz(seeds, seed: 0x3339) { input in
+        let runs = await DecoderFuzzTests.fuzz(seeds, seed: 0x3339) { input in
             let text = String(decoding: input, as: UTF8.self)
             if let parsed = try? IPNSName(text) {
                 #expect((try? IPNSName(parsed.description)) == parsed)  // what parses re-parses stably

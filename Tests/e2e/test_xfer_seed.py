@@ -98,10 +98,21 @@ def test_the_hook_seeds_packages_from_the_mirror_under_kubos_cids(
     for name, cid in kubo_cids.items():
         assert pins[cid]["type"] == "recursive" and pins[cid]["name"] == f"ipfs-xfer {name}"
     assert {entry["cid"] for entry in node.rpc.provided()} >= set(kubo_cids.values())
-    # A second client fetches the packages from the seeded blocks.
+    # A second client (another machine on the LAN, which has read the root's index) gets the
+    # packages from this node's gateway: from the seeded blocks alone.
     for name, cid in kubo_cids.items():
         with urllib.request.urlopen(f"{node.gateway.url}/ipfs/{cid}", timeout=30) as reply:
             assert reply.read() == cached[name].read_bytes()
+    peer = make_hook_pacman(mirrorlist=[closed_port_url() + "/$repo/os/$arch"])
+    peer_setup = XferSetup(peer, root, gateways=[node.gateway.url], extra=["API = none"])
+    peer_setup.state_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(setup.state_dir / "index", peer_setup.state_dir / "index")
+    for name in kubo_cids:
+        rel = next(mirror.package(n).path for n in PACKAGES if mirror.package(n).path.endswith(name))
+        call = peer_setup.run(f"{nginx.url('m1')}/{rel}", peer.cachedir / name)
+        assert call.returncode == 0, call.stderr
+        assert (peer.cachedir / name).read_bytes() == cached[name].read_bytes()
+    assert set(peer_setup.served_by().values()) == {"gateway"}
     stats = xfer(setup, "stats")
     assert stats.returncode == 0 and f"seeded: {len(kubo_cids)} files" in stats.stdout, stats.stdout
 
@@ -132,6 +143,20 @@ def test_a_package_from_the_local_gateway_is_only_pinned(
     cid = seeded(setup)[name]
     assert node.rpc.imported() == []  # its blocks were there already
     assert node.rpc.pins()[cid]["name"] == f"ipfs-xfer {name}"
+
+
+def test_an_older_kubo_is_announced_to_with_routing_provide(
+        make_hook_pacman, make_seed_node, nginx, gateway, kubo_repo, mirror, tmp_path):
+    root, mirror_cids = indexed_root(mirror, kubo_repo, tmp_path)
+    node = make_seed_node()
+    node.rpc.set_provide_once_available(False)  # kubo before 0.42
+    packages_fail_on(gateway, mirror_cids.values())
+    box, setup = hook_box(make_hook_pacman, nginx, tmp_path, root=root, gateways=[gateway.url], node=node)
+    pacman_ok(box, "-Sy")
+    pacman_ok(box, "-S", *PACKAGES)
+    assert wait_for(lambda: set(seeded(setup)) == set(mirror_cids)), (setup.state_dir / "seed.log").read_text()
+    provided = {entry["cid"]: entry["command"] for entry in node.rpc.provided()}
+    assert {provided.get(cid) for cid in mirror_cids.values()} == {"routing/provide"}
 
 
 def test_kubo_down_costs_pacman_nothing_and_retry_finishes(

@@ -1,4 +1,5 @@
 import CurlTransfer
+import Synchronization
 import IPFSData
 @preconcurrency import Glibc
 
@@ -99,8 +100,8 @@ public struct FetchJob: Sendable {
         let result = await race.run()
         drawing?.cancel()
         await drawing?.value
-        await choice?.refresh?.value
-        await indexRefresh?.value
+        // Work for the next calls gets a moment more, but never holds this one up for long.
+        await Self.finish([choice?.refresh, indexRefresh].compactMap { $0 }, within: 0.5)
 
         let changes = Self.healthChanges(result)
         do {
@@ -150,6 +151,22 @@ public struct FetchJob: Sendable {
             }
         }
         return FreshnessGuard.allowsIPFS(root: rootTime, mirror: await mirror)
+    }
+
+    /// Waits for `tasks` at most `seconds`, then cancels what is left (a task stuck in a read
+    /// that ignores cancellation is left behind; the process ends soon after).
+    static func finish(_ tasks: [Task<Void, Never>], within seconds: Double) async {
+        guard !tasks.isEmpty else { return }
+        let done = DoneFlag()
+        Task {
+            for task in tasks { await task.value }
+            done.set()
+        }
+        let start = Monotonic.nanoseconds()
+        while !done.isSet && Monotonic.seconds(since: start) < seconds {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        for task in tasks { task.cancel() }
     }
 
     /// What the file must be: packages are checked against the sync db pacman already has.
@@ -224,4 +241,15 @@ public struct FetchJob: Sendable {
         }
         return "uid \(uid)"
     }
+}
+
+/// A flag one task sets and another polls.
+private final class DoneFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    func set() {
+        value.store(true, ordering: .releasing)
+    }
+
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
