@@ -25,4 +25,10 @@ public struct ImportedNode: Sendable, Equatable {
     public var tsize: UInt64
     /// The file bytes below it (a parent file node's `blocksizes` entry); 0 for directories.
     public var fileSize: UInt64
+
+    public init(cid: CID, tsize: UInt64, fileSize: UInt64) {
+        self.cid = cid
+        self.tsize = tsize
+        self.fileSize = fileSize
+    }
 }

@@ -34,6 +34,15 @@ public struct SyncDatabase: Sendable {
         return found
     }
 
+    /// Every record, keyed by file name.
+    public func allRecords() throws -> [String: PackageRecord] {
+        var found: [String: PackageRecord] = [:]
+        try stream(wants: { $0.hasSuffix("/desc") }, handle: { _, body in
+            if let record = PackageRecord(desc: String(decoding: body, as: UTF8.self)) { found[record.fileName] = record }
+        })
+        return found
+    }
+
     /// The records of the packages named (by `%NAME%`), keyed by name.
     public func records(named names: Set<String>) throws -> [String: PackageRecord] {
         var found: [String: PackageRecord] = [:]

@@ -62,6 +62,20 @@ public struct KuboRPC: Sendable {
         _ = try await call("pin/add", arguments: [cid], options: ["recursive": "true", "name": name])
     }
 
+    /// Moves a recursive pin from one root to the next; `unpin: false` keeps the old one pinned too.
+    public func updatePin(from old: String, to new: String, unpin: Bool) async throws(Failure) {
+        _ = try await call("pin/update", arguments: [old, new], options: ["unpin": String(unpin)])
+    }
+
+    /// Publishes `path` under the IPNS key `key`; returns the name.
+    public func publishName(_ path: String, key: String, lifetime: String, ttl: String) async throws(Failure) -> String {
+        let answer = try await call("name/publish", arguments: [path], options: [
+            "key": key, "lifetime": lifetime, "ttl": ttl, "allow-offline": "true",
+        ])
+        guard let name = JSONText.string(forKey: "Name", in: answer) else { throw .badAnswer("name/publish") }
+        return name
+    }
+
     /// Removes a recursive pin.
     public func unpin(_ cid: String) async throws(Failure) {
         _ = try await call("pin/rm", arguments: [cid], options: ["recursive": "true"])

@@ -1,0 +1,318 @@
+import Crypto
+import Glibc
+import IPFSData
+import Synchronization
+
+/// Publishes an rsync'd mirror to IPFS, incrementally: `ipfs-xfer publish MIRROR_DIR`.
+///
+/// The DAG is built here with kubo's exact CIDs (``IPFSData``), hashing only files whose size,
+/// mtime or inode changed since the last run and rebuilding only directories whose entries
+/// changed. Only the new blocks go to kubo, as one CAR (`dag/import`); then the pin moves from
+/// the last root to the new one (`pin/update`, keeping `keep` generations), the IPNS name is
+/// published and the root announced. A run is skipped when the mirror's `lastupdate` has not
+/// changed. The state is saved once the blocks are in kubo and pinned, and the name is
+/// published only after that, so a run killed anywhere is finished by the next one and the name
+/// never points at a root kubo does not have. The root holds a virtual `ipfs-xfer-index`: each
+/// file's CID, size and (from the repo databases) sha256, for clients.
+public struct MirrorPublisher: Sendable {
+    /// What to publish, and how.
+    public struct Options: Sendable {
+        public var mirror: String
+        public var excludes: [String] = []
+        /// The IPNS key (`self`: the node's own).
+        public var key = "self"
+        public var parameters = ImportParameters.unixfsV0_2015
+        public var lifetime = "48h"
+        public var ttl = "5m"
+        /// How many roots stay pinned, the new one included.
+        public var keep = 2
+        public var dryRun = false
+        public var force = false
+        /// The state file (by default `StateDir/publish-<mirror>`).
+        public var statePath: String
+
+        public init(mirror: String, statePath: String) {
+            self.mirror = mirror
+            self.statePath = statePath
+        }
+    }
+
+    /// What a run did.
+    public struct Report: Sendable, Equatable {
+        public var root: CID?
+        public var name: String?
+        /// True when `lastupdate` had not changed and nothing was done.
+        public var skipped = false
+        public var filesHashed = 0
+        public var filesReused = 0
+        public var directoriesBuilt = 0
+        public var directoriesReused = 0
+        public var bytesHashed: Int64 = 0
+        public var bytesSent: Int64 = 0
+        public var seconds = 0.0
+    }
+
+    /// Why a run failed.
+    public enum Failure: Error, CustomStringConvertible {
+        case walk(MirrorTree.WalkError)
+        case io(String)
+        case kubo(KuboRPC.Failure)
+        case noAPI
+
+        public var description: String {
+            switch self {
+            case .walk(let error): "\(error)"
+            case .io(let message): message
+            case .kubo(let error): "\(error)"
+            case .noAPI: "publishing needs kubo's RPC (API = http://127.0.0.1:5001 in the config)"
+            }
+        }
+    }
+
+    public let options: Options
+    public let rpc: KuboRPC?
+    public let log: @Sendable (String) -> Void
+
+    public init(options: Options, rpc: KuboRPC?, log: @escaping @Sendable (String) -> Void) {
+        self.options = options
+        self.rpc = rpc
+        self.log = log
+    }
+
+    /// Runs one publish.
+    public func run() async throws(Failure) -> Report {
+        let start = Monotonic.nanoseconds()
+        var report = Report()
+        var state = PublishState(text: (try? FileSystem.readText(options.statePath)) ?? "")
+        if state.parameters != options.parameters { state = PublishState() }  // another import: start over
+        let lastUpdate = (try? FileSystem.readText(options.mirror + "/lastupdate")).flatMap {
+            Int64($0.split(whereSeparator: \.isWhitespace).first ?? "")
+        }
+        if !options.force && !options.dryRun, let lastUpdate, lastUpdate == state.lastUpdate, let root = state.root {
+            report.root = root
+            if state.published == root {
+                report.skipped = true
+            } else {
+                report.name = try await publish(root, state: &state)  // an earlier run stopped before publishing
+            }
+            report.seconds = Monotonic.seconds(since: start)
+            return report
+        }
+        guard options.dryRun || rpc != nil else { throw .noAPI }
+
+        let tree: MirrorTree.Node
+        do {
+            tree = try MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
+        } catch {
+            throw .walk(error)
+        }
+        let car = options.statePath + ".car"
+        defer { FileSystem.remove(car) }
+        let writer: CARWriter?
+        do {
+            writer = options.dryRun ? nil : try CARWriter(path: car, rootByteCount: options.parameters.cidVersion == 0 ? 34 : 36)
+        } catch {
+            throw .io("\(error)")
+        }
+        let sink: any BlockSink = writer ?? DiscardingSink()
+
+        // Files: reuse what did not change, hash the rest (each real file once) on every core.
+        let files = MirrorTree.files(tree)
+        var nodes: [String: ImportedNode] = [:]
+        var changed: [String: MirrorTree.File] = [:]
+        var next = PublishState()
+        next.parameters = options.parameters
+        for file in files {
+            if let record = state.files[file.path], record.size == file.size, record.modified == file.modified,
+               record.inode == file.inode {
+                nodes[file.path] = record.node
+                report.filesReused += 1
+            } else {
+                changed[file.realPath] = file
+            }
+        }
+        let hashed = try await hash(Array(changed.values), sink: sink)
+        report.filesHashed = hashed.count
+        report.bytesHashed = changed.values.reduce(0) { $0 + $1.size }
+        for file in files where nodes[file.path] == nil { nodes[file.path] = hashed[file.realPath] }
+        for file in files {
+            next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: nodes[file.path]!)
+        }
+
+        // The index, then the directories bottom-up, reusing those whose entries are the same.
+        let index = try importIndex(files: files, nodes: nodes, sink: sink)
+        let root: ImportedNode
+        do {
+            root = try build(tree, nodes: nodes, index: index, sink: sink, state: state, next: &next, report: &report)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .io("\(error)")
+        }
+        report.root = root.cid
+        guard let writer, let rpc else {
+            report.seconds = Monotonic.seconds(since: start)
+            return report
+        }
+
+        // Blocks, pin, state; then the name.
+        do {
+            try writer.finish(root: root.cid)
+        } catch {
+            throw .io("\(error)")
+        }
+        report.bytesSent = FileSystem.fileSize(car) ?? 0
+        do {
+            try await rpc.importCAR(path: car)
+            if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
+                try await rpc.updatePin(from: previous.description, to: root.cid.description, unpin: options.keep <= 1)
+            } else if state.root != root.cid {
+                try await rpc.pin(root.cid.description, name: "ipfs-xfer mirror")
+            }
+        } catch {
+            throw .kubo(error)
+        }
+        next.generations = [root.cid] + state.generations.filter { $0 != root.cid }
+        while next.generations.count > max(options.keep, 1) {
+            let old = next.generations.removeLast()
+            if options.keep > 1 { try? await rpc.unpin(old.description) }
+        }
+        next.lastUpdate = lastUpdate
+        next.root = root.cid
+        next.published = state.published
+        try save(next)
+        report.name = try await publish(root.cid, state: &next)
+        report.seconds = Monotonic.seconds(since: start)
+        return report
+    }
+
+    /// Publishes `root` under the IPNS key, announces it, and records it in the state.
+    private func publish(_ root: CID, state: inout PublishState) async throws(Failure) -> String? {
+        guard let rpc else { throw .noAPI }
+        let name: String
+        do {
+            name = try await rpc.publishName("/ipfs/\(root)", key: options.key, lifetime: options.lifetime, ttl: options.ttl)
+        } catch {
+            throw .kubo(error)
+        }
+        do {
+            try await rpc.provide(root.description)
+        } catch {
+            log("cannot announce \(root): \(error)")
+        }
+        state.published = root
+        try save(state)
+        return name
+    }
+
+    private func save(_ state: PublishState) throws(Failure) {
+        do {
+            try FileSystem.writeAtomically(options.statePath, state.text, mode: 0o644)
+        } catch {
+            throw .io("cannot write \(options.statePath): \(error)")
+        }
+    }
+
+    /// Imports the files on two threads; returns their nodes by real path.
+    private func hash(_ files: [MirrorTree.File], sink: any BlockSink) async throws(Failure) -> [String: ImportedNode] {
+        guard !files.isEmpty else { return [:] }
+        let importer = FileImporter(parameters: options.parameters, sink: sink)
+        let next = Counter()
+        let workers = min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), files.count)
+        do {
+            return try await withThrowingTaskGroup(of: [(String, ImportedNode)].self) { group in
+                for _ in 0..<max(workers, 1) {
+                    group.addTask {
+                        try await DedicatedThread.run {
+                            var done: [(String, ImportedNode)] = []
+                            while true {
+                                let index = next.take()
+                                guard index < files.count else { return done }
+                                let fd = open(files[index].realPath, O_RDONLY | O_CLOEXEC)
+                                guard fd >= 0 else { throw SystemError("open \(files[index].realPath)") }
+                                defer { close(fd) }
+                                done.append((files[index].realPath, try importer.importFile(fd: fd, path: files[index].realPath)))
+                            }
+                        }
+                    }
+                }
+                var result: [String: ImportedNode] = [:]
+                for try await batch in group {
+                    for (path, node) in batch { result[path] = node }
+                }
+                return result
+            }
+        } catch {
+            throw .io("\(error)")
+        }
+    }
+
+    /// The index file's node: a line per file, with the sha256 the repo databases give.
+    private func importIndex(files: [MirrorTree.File], nodes: [String: ImportedNode], sink: any BlockSink) throws(Failure) -> ImportedNode {
+        var records: [String: PackageRecord] = [:]
+        for file in files where file.path.hasSuffix(".db") {
+            if let found = try? SyncDatabase(path: file.realPath).allRecords() { records.merge(found) { first, _ in first } }
+        }
+        var text = MirrorIndex.header + "\n# import: \(options.parameters)\n"
+        for file in files where file.path != MirrorIndex.fileName {
+            let name = FileSystem.baseName(file.path)
+            let sha256 = records[name].flatMap { $0.size == file.size ? $0.sha256 : nil } ?? "-"
+            text += "\(file.path)\t\(nodes[file.path]!.cid)\t\(file.size)\t\(sha256)\n"
+        }
+        let path = options.statePath + ".index"
+        defer { FileSystem.remove(path) }
+        do {
+            try FileSystem.writeAtomically(path, text)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw SystemError("open \(path)") }
+            defer { close(fd) }
+            return try FileImporter(parameters: options.parameters, sink: sink).importFile(fd: fd, path: path)
+        } catch {
+            throw .io("cannot write the index: \(error)")
+        }
+    }
+
+    private func build(
+        _ node: MirrorTree.Node, nodes: [String: ImportedNode], index: ImportedNode, sink: any BlockSink,
+        state: PublishState, next: inout PublishState, report: inout Report
+    ) throws -> ImportedNode {
+        switch node {
+        case .file(let file):
+            return nodes[file.path]!
+        case .directory(let path, let entries):
+            var children: [(name: String, node: ImportedNode)] = []
+            for (name, child) in entries where !(path.isEmpty && name == MirrorIndex.fileName) {
+                children.append((name, try build(child, nodes: nodes, index: index, sink: sink, state: state, next: &next,
+                                                 report: &report)))
+            }
+            if path.isEmpty { children.append((MirrorIndex.fileName, index)) }
+            var digest = SHA256()
+            for (name, child) in children.sorted(by: { $0.name < $1.name }) {
+                digest.update(data: Array("\(name)\t\(child.cid)\t\(child.tsize)\n".utf8))
+            }
+            let hex = digest.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+            let built: ImportedNode
+            if let record = state.directories[path], record.digest == hex {
+                built = record.node
+                report.directoriesReused += 1
+            } else {
+                built = try DirectoryBuilder(parameters: options.parameters, sink: sink).build(children)
+                report.directoriesBuilt += 1
+            }
+            next.directories[path] = .init(digest: hex, node: built)
+            return built
+        }
+    }
+}
+
+/// Hands out 0, 1, 2, … to the hashing threads.
+private final class Counter: Sendable {
+    private let value = Mutex(0)
+
+    func take() -> Int {
+        value.withLock { value in
+            defer { value += 1 }
+            return value
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Glibc
+
+/// A mirror directory as it is published: symlinks that stay inside the mirror are followed
+/// (Arch's `$repo/os/$arch/<file>` point into `pool/`, and a gateway would serve them as
+/// symlinks, not files), excluded paths are left out, and a symlink that leaves the mirror is
+/// an error.
+public struct MirrorTree: Sendable {
+    /// Why the mirror cannot be walked.
+    public enum WalkError: Error, CustomStringConvertible, Equatable {
+        case cannotRead(String, String)
+        case escapes(String, target: String)
+        case tooDeep(String)
+        case unsupported(String)
+
+        public var description: String {
+            switch self {
+            case .cannotRead(let path, let reason): "cannot read \(path): \(reason)"
+            case .escapes(let path, let target): "\(path) is a symlink out of the mirror (to \(target)); refusing to publish it"
+            case .tooDeep(let path): "\(path): symlinks nest too deep (a loop?)"
+            case .unsupported(let path): "\(path) is not a file, directory or symlink"
+            }
+        }
+    }
+
+    /// One file, as found.
+    public struct File: Sendable, Equatable {
+        /// Its path in the published tree.
+        public var path: String
+        /// The file it really is (symlinks resolved).
+        public var realPath: String
+        public var size: Int64
+        public var modified: Int64
+        public var inode: UInt64
+    }
+
+    /// A directory: its entries by name.
+    public indirect enum Node: Sendable {
+        case file(File)
+        case directory(path: String, entries: [(name: String, node: Node)])
+    }
+
+    public let root: String
+    /// `dir/` leaves out a directory at that path; anything else is a glob on the path.
+    public let excludes: [String]
+    public let includeHidden: Bool
+
+    public init(root: String, excludes: [String], includeHidden: Bool = false) {
+        self.root = root
+        self.excludes = excludes
+        self.includeHidden = includeHidden
+    }
+
+    /// Walks the mirror.
+    public func walk() throws(WalkError) -> Node {
+        guard let real = Self.realPath(root) else { throw .cannotRead(root, String(cString: strerror(errno))) }
+        return try directory(real: real, path: "", depth: 0, mirror: real)
+    }
+
+    /// Every file in the tree, in path order.
+    public static func files(_ node: Node) -> [File] {
+        switch node {
+        case .file(let file): [file]
+        case .directory(_, let entries): entries.flatMap { files($0.node) }
+        }
+    }
+
+    func isExcluded(_ path: String) -> Bool {
+        excludes.contains { pattern in
+            if pattern.hasSuffix("/") {
+                let directory = String(pattern.dropLast())
+                return path == directory || path.hasPrefix(directory + "/")
+            }
+            return fnmatch(pattern, path, 0) == 0
+        }
+    }
+
+    private func directory(real: String, path: String, depth: Int, mirror: String) throws(WalkError) -> Node {
+        guard depth < 40 else { throw .tooDeep(path) }
+        guard let handle = opendir(real) else { throw .cannotRead(real, String(cString: strerror(errno))) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name == "." || name == ".." || (name.hasPrefix(".") && !includeHidden) { continue }
+            names.append(name)
+        }
+        closedir(handle)
+        var entries: [(name: String, node: Node)] = []
+        for name in names.sorted() {
+            let childPath = path.isEmpty ? name : path + "/" + name
+            let childReal = real + "/" + name
+            var info = stat()
+            guard lstat(childReal, &info) == 0 else { throw .cannotRead(childReal, String(cString: strerror(errno))) }
+            var target = childReal
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                guard let resolved = Self.realPath(childReal) else {
+                    throw .cannotRead(childReal, "dangling symlink")
+                }
+                guard resolved == mirror || resolved.hasPrefix(mirror + "/") else { throw .escapes(childPath, target: resolved) }
+                target = resolved
+                guard stat(target, &info) == 0 else { throw .cannotRead(target, String(cString: strerror(errno))) }
+            }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                if isExcluded(childPath) { continue }
+                entries.append((name, try directory(real: target, path: childPath, depth: depth + 1, mirror: mirror)))
+            case S_IFREG:
+                if isExcluded(childPath) { continue }
+                entries.append((name, .file(File(
+                    path: childPath, realPath: target, size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec),
+                    inode: UInt64(info.st_ino)))))
+            default:
+                throw .unsupported(childPath)
+            }
+        }
+        return .directory(path: path, entries: entries)
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
