@@ -66,18 +66,3 @@ public struct TrustlessGatewaySource: Source {
         }
     }
 }
-
-/// Feeds a CAR response into the walk as it arrives.
-private final class CARStreamReceiver: TransferReceiver, @unchecked Sendable {
-    let walk: VerifiedCARWalk
-
-    init(walk: VerifiedCARWalk) {
-        self.walk = walk
-    }
-
-    func begin(_ head: TransferHead) throws {}
-
-    func receive(_ chunk: UnsafeRawBufferPointer) throws {
-        try walk.consume(chunk)
-    }
-}
