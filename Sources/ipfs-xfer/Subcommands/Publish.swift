@@ -84,7 +84,8 @@ extension IPFSXferCommand {
             }
             lines.append("files: \(report.filesHashed) hashed (\(report.bytesHashed) bytes), \(report.filesReused) reused; "
                 + "directories: \(report.directoriesBuilt) built, \(report.directoriesReused) reused; "
-                + "sent: \(report.bytesSent) bytes; \((report.seconds * 100).rounded() / 100) s")
+                + "sent: \(report.bytesSent) bytes")
+            lines.append("time: \((report.seconds * 100).rounded() / 100) s, of which kubo \((report.kuboSeconds * 100).rounded() / 100) s")
             return lines.joined(separator: "\n") + "\n"
         }
     }

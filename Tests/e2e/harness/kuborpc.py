@@ -190,6 +190,9 @@ from .cid import CID, CIDError, b58decode, read_varint, write_varint
 from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_table, strip_ipns
 from .procutil import die_with_parent, harness_env, stop_process, wait_for_file
 
+#: The largest request body read (a mirror's first publish is one CAR of its whole size).
+MAX_BODY = 8 << 30
+
 KUBO_VERSION = "0.22.0"
 #: The stand-in node's identity without ``peer_key`` (an Ed25519 peer ID whose private key it lacks).
 DEFAULT_PEER_ID = "12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d"
@@ -2083,7 +2086,7 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
             finally:
                 entry["done"] = True
             return
-        body = self.rfile.read(length) if 0 < length <= 256 << 20 else b""
+        body = self.rfile.read(length) if 0 < length <= MAX_BODY else b""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
         request = RpcRequest(self.command, self.path, raw_path, urllib.parse.parse_qs(query, keep_blank_values=True),
