@@ -1,5 +1,3 @@
-import Glibc
-
 /// The seeding work kept in StateDir: what is still to be put into kubo (`seed-queue`) and
 /// what was (`seeded`: file, CID, size, time, cache path).
 ///
@@ -75,11 +73,6 @@ public struct SeedQueue: Sendable {
     }
 
     private func locked(_ body: () throws(SystemError) -> Void) throws(SystemError) {
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
-        guard fd >= 0 else { throw SystemError("open \(lockPath)") }
-        defer { close(fd) }
-        StateDirectory.shareWithGroup(fd)
-        guard flock(fd, LOCK_EX) == 0 else { throw SystemError("lock \(lockPath)") }
-        try body()
+        try state.locked(lockPath, body)
     }
 }

@@ -31,14 +31,21 @@ public struct StateDirectory: Sendable {
         let before = preview
         preview.apply(changes, now: now)
         guard preview != before else { return }
+        try locked(lockPath) { () throws(SystemError) in
+            var health = loadHealth()
+            health.apply(changes, now: now)
+            try FileSystem.writeAtomically(healthPath, health.text, mode: 0o664)
+        }
+    }
+
+    /// Runs `body` holding the exclusive lock file `lockPath` (waiting for it).
+    func locked(_ lockPath: String, _ body: () throws(SystemError) -> Void) throws(SystemError) {
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
         guard lock >= 0 else { throw SystemError("open \(lockPath)") }
         defer { close(lock) }
         Self.shareWithGroup(lock)
         guard flock(lock, LOCK_EX) == 0 else { throw SystemError("lock \(lockPath)") }
-        var health = loadHealth()
-        health.apply(changes, now: now)
-        try FileSystem.writeAtomically(healthPath, health.text, mode: 0o664)
+        try body()
     }
 
     /// Appends one line to the transfer log (a single O_APPEND write, so concurrent calls do not mix).
