@@ -78,8 +78,10 @@ def main() -> None:
             step("Which source served each file (StateDir/transfers.log)")
             print(setup.report())
             print(f"\n  installed: {', '.join(sorted(box.installed()))}")
-            print(f"  HTTP mirror requests: {len(nginx.requests('mirror'))} "
-                  f"(everything else came from IPFS)")
+            requests = nginx.requests("mirror")
+            files = [r for r in requests if not r["path"].endswith("/lastupdate")]
+            print(f"  HTTP mirror: {len(files)} file request(s), {len(requests) - len(files)} lastupdate read(s) "
+                  "for the databases' freshness check; everything else came from IPFS")
 
 
 if __name__ == "__main__":
