@@ -82,5 +82,8 @@ import Testing
         #expect(stats.files[.gateway] == 2 && stats.bytes[.gateway] == 300)
         #expect(stats.ipfsBytes == 900)
         #expect(stats.text.contains("from IPFS: 900 of 1000 bytes (90%)"))
+        #expect(stats.prometheus.contains("ipfs_xfer_transfer_bytes_total{kind=\"gateway\"} 300\n"))
+        #expect(stats.prometheus.contains("ipfs_xfer_transfer_files_total{kind=\"mount\"} 0\n"))
+        #expect(stats.prometheus.contains("ipfs_xfer_seed_pending 0\n"))
     }
 }

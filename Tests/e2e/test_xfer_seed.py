@@ -113,8 +113,10 @@ def test_the_hook_seeds_packages_from_the_mirror_under_kubos_cids(
         assert call.returncode == 0, call.stderr
         assert (peer.cachedir / name).read_bytes() == cached[name].read_bytes()
     assert set(peer_setup.served_by().values()) == {"gateway"}
-    stats = xfer(setup, "stats")
+    textfile = tmp_path / "ipfs_xfer.prom"
+    stats = xfer(setup, "stats", "--prometheus", str(textfile))
     assert stats.returncode == 0 and f"seeded: {len(kubo_cids)} files" in stats.stdout, stats.stdout
+    assert f"ipfs_xfer_seeded_files {len(kubo_cids)}\n" in textfile.read_text()
 
 
 def test_without_an_index_the_node_resolves_the_mirrors_cid(

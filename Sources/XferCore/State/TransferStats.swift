@@ -39,4 +39,30 @@ public struct TransferStats: Sendable, Equatable {
         lines.append("seeded: \(seededFiles) files, \(seededBytes) bytes; waiting: \(pendingSeeds)")
         return lines.joined(separator: "\n") + "\n"
     }
+
+    /// The same as a node-exporter textfile (Prometheus text format).
+    public var prometheus: String {
+        var lines = [
+            "# HELP ipfs_xfer_transfer_bytes_total Bytes ipfs-xfer downloaded, by source kind.",
+            "# TYPE ipfs_xfer_transfer_bytes_total counter",
+        ]
+        lines += SourceKind.allCases.map { "ipfs_xfer_transfer_bytes_total{kind=\"\($0.rawValue)\"} \(bytes[$0] ?? 0)" }
+        lines += [
+            "# HELP ipfs_xfer_transfer_files_total Files ipfs-xfer downloaded, by source kind.",
+            "# TYPE ipfs_xfer_transfer_files_total counter",
+        ]
+        lines += SourceKind.allCases.map { "ipfs_xfer_transfer_files_total{kind=\"\($0.rawValue)\"} \(files[$0] ?? 0)" }
+        lines += [
+            "# HELP ipfs_xfer_seeded_files Files seeded into the local kubo node.",
+            "# TYPE ipfs_xfer_seeded_files gauge",
+            "ipfs_xfer_seeded_files \(seededFiles)",
+            "# HELP ipfs_xfer_seeded_bytes Bytes seeded into the local kubo node.",
+            "# TYPE ipfs_xfer_seeded_bytes gauge",
+            "ipfs_xfer_seeded_bytes \(seededBytes)",
+            "# HELP ipfs_xfer_seed_pending Files waiting to be seeded.",
+            "# TYPE ipfs_xfer_seed_pending gauge",
+            "ipfs_xfer_seed_pending \(pendingSeeds)",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
 }
