@@ -32,10 +32,10 @@ import Testing
     }
 
     @Test func theRPCAnswerIsReadForItsPath() {
-        #expect(JSONText.string(forKey: "Path", in: #"{"Path":"/ipfs/bafy\/x"}"#) == "/ipfs/bafy/x")
-        #expect(JSONText.string(forKey: "Path", in: "{ \"Other\": \"Path\", \"Path\" : \"a\\u00e9\\n\" }") == "a\u{e9}\n")
-        #expect(JSONText.string(forKey: "Path", in: #"{"Message":"could not resolve name","Code":0}"#) == nil)
-        #expect(JSONText.string(forKey: "Path", in: #"{"Path":"unterminated"#) == nil)
+        #expect(KuboRPC.string("Path", in: #"{"Path":"/ipfs/bafy\/x"}"#) == "/ipfs/bafy/x")
+        #expect(KuboRPC.string("Path", in: "{ \"Other\": \"Path\", \"Path\" : \"a\\u00e9\\n\" }") == "a\u{e9}\n")
+        #expect(KuboRPC.string("Path", in: #"{"Message":"could not resolve name","Code":0}"#) == nil)
+        #expect(KuboRPC.string("Path", in: #"{"Path":"unterminated"#) == nil)
     }
 
     @Test func aDatabaseComesFromIPFSOnlyWhenTheRootIsNotBehind() {

@@ -83,8 +83,8 @@ public struct TreeImporter: Sendable {
         }
     }
 
-    /// Imports every file, `concurrency` at a time.
-    private func importFiles(_ paths: [String]) async throws -> [String: ImportedNode] {
+    /// Imports files, `concurrency` at a time; returns their nodes by path.
+    public func importFiles(_ paths: [String]) async throws -> [String: ImportedNode] {
         let importer = FileImporter(parameters: parameters, sink: sink)
         let next = WorkCounter()
         return try await withThrowingTaskGroup(of: [(String, ImportedNode)].self) { group in

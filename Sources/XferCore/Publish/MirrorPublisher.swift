@@ -1,7 +1,6 @@
 import Crypto
 import Glibc
 import IPFSData
-import Synchronization
 
 /// Publishes an rsync'd mirror to IPFS, incrementally: `ipfs-xfer publish MIRROR_DIR`.
 ///
@@ -219,35 +218,10 @@ public struct MirrorPublisher: Sendable {
         }
     }
 
-    /// Imports the files on two threads; returns their nodes by real path.
+    /// Imports the files on every core; returns their nodes by real path.
     private func hash(_ files: [MirrorTree.File], sink: any BlockSink) async throws(Failure) -> [String: ImportedNode] {
-        guard !files.isEmpty else { return [:] }
-        let importer = FileImporter(parameters: options.parameters, sink: sink)
-        let next = Counter()
-        let workers = min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), files.count)
         do {
-            return try await withThrowingTaskGroup(of: [(String, ImportedNode)].self) { group in
-                for _ in 0..<max(workers, 1) {
-                    group.addTask {
-                        try await DedicatedThread.run {
-                            var done: [(String, ImportedNode)] = []
-                            while true {
-                                let index = next.take()
-                                guard index < files.count else { return done }
-                                let fd = open(files[index].realPath, O_RDONLY | O_CLOEXEC)
-                                guard fd >= 0 else { throw SystemError("open \(files[index].realPath)") }
-                                defer { close(fd) }
-                                done.append((files[index].realPath, try importer.importFile(fd: fd, path: files[index].realPath)))
-                            }
-                        }
-                    }
-                }
-                var result: [String: ImportedNode] = [:]
-                for try await batch in group {
-                    for (path, node) in batch { result[path] = node }
-                }
-                return result
-            }
+            return try await TreeImporter(parameters: options.parameters, sink: sink).importFiles(files.map(\.realPath))
         } catch {
             throw .io("\(error)")
         }
@@ -307,18 +281,6 @@ public struct MirrorPublisher: Sendable {
             }
             next.directories[path] = .init(digest: hex, node: built)
             return built
-        }
-    }
-}
-
-/// Hands out 0, 1, 2, … to the hashing threads.
-private final class Counter: Sendable {
-    private let value = Mutex(0)
-
-    func take() -> Int {
-        value.withLock { value in
-            defer { value += 1 }
-            return value
         }
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import IPFSData
 
 /// The publisher's index at the mirror root (`ipfs-xfer-index`): each file's CID, size and
@@ -32,12 +33,18 @@ public struct MirrorIndex: Sendable {
         }
     }
 
-    private let bytes: [UInt8]
+    /// The index's bytes and a terminating NUL, for `strstr`: a lookup is made on every call
+    /// pacman makes, over an index of a few MB.
+    private let text: [UInt8]
 
     /// Takes an index's bytes; only the header is checked here, lines are read when looked up.
-    public init(bytes: [UInt8]) throws(FormatError) {
+    public init(bytes: some Collection<UInt8>) throws(FormatError) {
         guard bytes.starts(with: Array((Self.header + "\n").utf8)) else { throw .noHeader }
-        self.bytes = bytes
+        var text: [UInt8] = []
+        text.reserveCapacity(bytes.count + 1)
+        text.append(contentsOf: bytes)
+        text.append(0)
+        self.text = text
     }
 
     /// The import parameters the index names (`# import: …`), when it names valid ones.
@@ -60,14 +67,15 @@ public struct MirrorIndex: Sendable {
 
     /// The rest of the first line that starts with `prefix` (which begins with a newline).
     private func line(after prefix: [UInt8]) -> ArraySlice<UInt8>? {
-        var next = 0
-        while let newline = bytes[next...].firstIndex(of: UInt8(ascii: "\n")) {
-            if bytes[newline...].starts(with: prefix) {
-                let start = newline + prefix.count
-                return bytes[start..<(bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex)]
+        let found: Int? = text.withUnsafeBytes { haystack in
+            (prefix + [0]).withUnsafeBytes { needle in
+                let base = haystack.baseAddress!.assumingMemoryBound(to: CChar.self)
+                return strstr(base, needle.baseAddress!.assumingMemoryBound(to: CChar.self)).map { base.distance(to: $0) }
             }
-            next = newline + 1
         }
-        return nil
+        guard let found else { return nil }
+        let start = found + prefix.count
+        let end = text[start...].firstIndex { $0 == UInt8(ascii: "\n") || $0 == 0 } ?? text.endIndex
+        return text[start..<end]
     }
 }

@@ -65,16 +65,14 @@ struct RootFileReader: Sendable {
     }
 
     private func readVerified(_ name: String, root: CID, segments: [String], gateway: String, limit: Int) async -> Outcome {
-        let collected = Collected(limit: limit)
-        let walk = VerifiedCARWalk(root: root, path: segments + [name]) { chunk in try collected.append(chunk) }
-        let path = (segments + [name]).map(PercentEncoding.encodeSegment).joined(separator: "/")
-        let request = TransferRequest(
-            url: "\(gateway)/ipfs/\(root)/\(path)?format=car&dag-scope=entity&car-dups=y",
-            connectTimeout: min(config.connectTimeout, timeout), stallTimeout: timeout,
-            headers: ["Accept: application/vnd.ipld.car; version=1; order=dfs; dups=y"], userAgent: userAgent)
+        let collected = MemoryReceiver(limit: limit)
         do {
-            _ = try await CurlMulti.shared.perform(request, into: WalkReceiver(walk: walk))
-            try walk.endOfStream()
+            try await TrustlessGatewaySource.retrieve(
+                base: gateway, root: root, segments: segments + [name], from: 0,
+                timeouts: Timeouts(connect: min(config.connectTimeout, timeout), stall: timeout), userAgent: userAgent
+            ) { bytes in
+                try collected.receive(bytes)
+            }
         } catch TransferError.status(404) {
             return .absent
         } catch VerifiedCARWalk.Failure.notFound {
@@ -82,38 +80,6 @@ struct RootFileReader: Sendable {
         } catch {
             return .unreachable
         }
-        return walk.isComplete ? .found(collected.bytes) : .unreachable
-    }
-}
-
-/// Bytes gathered up to a limit.
-private final class Collected: @unchecked Sendable {
-    let limit: Int
-    private(set) var bytes: [UInt8] = []
-
-    init(limit: Int) {
-        self.limit = limit
-    }
-
-    func append(_ chunk: UnsafeRawBufferPointer) throws {
-        guard bytes.count + chunk.count <= limit else { throw MemoryReceiver.Failure.tooLarge(limit: limit) }
-        bytes += chunk
-    }
-}
-
-/// Feeds a small CAR response into a walk on the transfer thread.
-private final class WalkReceiver: TransferReceiver, @unchecked Sendable {
-    let walk: VerifiedCARWalk
-
-    init(walk: VerifiedCARWalk) {
-        self.walk = walk
-    }
-
-    func begin(_ head: TransferHead) throws {
-        try VerifiedCARWalk.checkContentType(head.contentType)
-    }
-
-    func receive(_ chunk: UnsafeRawBufferPointer) throws {
-        try walk.consume(chunk)
+        return .found(collected.bytes)
     }
 }

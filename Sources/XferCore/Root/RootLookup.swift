@@ -26,7 +26,6 @@ public struct RootLookup: Sendable {
     /// Chooses the root for a call; `waitForFresh` when the file is a database.
     func choose(state: StateDirectory?, now: Int64, waitForFresh: Bool) async -> Choice? {
         guard let configured = config.mirrorRoot else { return nil }
-        let resolver = RootResolver(config: config, userAgent: userAgent)
         let key = configured.description
         guard let state else {
             if let answer = try? await resolver.resolve(configured, seen: [:], now: now), let root = answer.root.root {
@@ -35,19 +34,20 @@ public struct RootLookup: Sendable {
             return Choice(root: configured)
         }
         let cache = RootCache(state: state)
-        if let entry = cache.entry(for: key), let root = entry.root, configured.namespace == .ipfs || entry.isFresh(now: now) {
-            return Choice(root: root, resolved: entry)
-        }
+        let entry = cache.entry(for: key)
         if configured.namespace == .ipfs {
-            return Choice(root: configured, resolved: ResolvedRoot(
+            // Cached only for the root's lastupdate, read once per root.
+            return Choice(root: configured, resolved: entry ?? ResolvedRoot(
                 path: key, source: "configured", ttl: .infinity, resolvedAt: now))
         }
-        if !waitForFresh, let entry = cache.entry(for: key), entry.isUsableStale(now: now, limit: config.rootStaleLimit),
-           let root = entry.root {
-            let refresh = Task { _ = await refreshed(configured, cache: cache, resolver: resolver, now: now) }
+        if let entry, let root = entry.root, entry.isFresh(now: now) {
+            return Choice(root: root, resolved: entry)
+        }
+        if !waitForFresh, let entry, entry.isUsableStale(now: now, limit: config.rootStaleLimit), let root = entry.root {
+            let refresh = Task { _ = await refreshed(configured, cache: cache, now: now) }
             return Choice(root: root, resolved: entry, refresh: refresh)
         }
-        if let entry = await refreshed(configured, cache: cache, resolver: resolver, now: now), let root = entry.root {
+        if let entry = await refreshed(configured, cache: cache, now: now), let root = entry.root {
             return Choice(root: root, resolved: entry)
         }
         return Choice(root: configured)
@@ -66,9 +66,11 @@ public struct RootLookup: Sendable {
         return answer.root
     }
 
+    private var resolver: RootResolver { RootResolver(config: config, userAgent: userAgent) }
+
     /// Resolves under the lock (another call may have just done it), stores the answer, and
     /// falls back to a stale one within the limit.
-    private func refreshed(_ configured: MirrorRoot, cache: RootCache, resolver: RootResolver, now: Int64) async -> ResolvedRoot? {
+    private func refreshed(_ configured: MirrorRoot, cache: RootCache, now: Int64) async -> ResolvedRoot? {
         let key = configured.description
         return await cache.whileLocked(timeout: config.resolveTimeout) {
             let cached = cache.entry(for: key)

@@ -55,12 +55,9 @@ public struct MountSource: Source {
     /// Reads a small file (at most `limit` bytes) under the mount the same safe way.
     static func readSmallFile(path: String, limit: Int, stallTimeout: Double) async throws -> [UInt8] {
         try await DedicatedThread.run {
-            var bytes: [UInt8] = []
-            try copy(path: path, from: 0, stallTimeout: stallTimeout, receive: { chunk in
-                guard bytes.count + chunk.count <= limit else { throw MemoryReceiver.Failure.tooLarge(limit: limit) }
-                bytes += chunk
-            }, isCancelled: { false })
-            return bytes
+            let collected = MemoryReceiver(limit: limit)
+            try copy(path: path, from: 0, stallTimeout: stallTimeout, receive: collected.receive, isCancelled: { false })
+            return collected.bytes
         }
     }
 

@@ -28,8 +28,20 @@ public struct TrustlessGatewaySource: Source {
     }
 
     public func fetch(into file: DownloadFile, timeouts: Timeouts) async throws {
-        let from = UInt64(file.size)
-        let walk = VerifiedCARWalk(root: root, path: segments, from: from) { bytes in try file.receive(bytes) }
+        try await Self.retrieve(
+            base: base, root: root, segments: segments, from: UInt64(file.size), timeouts: timeouts, userAgent: userAgent
+        ) { bytes in
+            try file.receive(bytes)
+        }
+    }
+
+    /// Streams `/ipfs/<root>/<segments…>` from `base` through a verified walk that hands the
+    /// file's bytes from `from` on to `emit`, and fills a stream that broke off with raw blocks.
+    static func retrieve(
+        base: String, root: CID, segments: [String], from: UInt64, timeouts: Timeouts, userAgent: String?,
+        emit: @escaping (UnsafeRawBufferPointer) throws -> Void
+    ) async throws {
+        let walk = VerifiedCARWalk(root: root, path: segments, from: from, emit: emit)
         let path = segments.map(PercentEncoding.encodeSegment).joined(separator: "/")
         var query = "format=car&dag-scope=entity&car-dups=y"
         if from > 0 { query += "&entity-bytes=" + VerifiedCARWalk.entityBytesParameter(from: from) }

@@ -23,8 +23,8 @@ struct MirrorIndexCache: Sendable {
     func cached(for root: MirrorRoot) -> Cached {
         let rootLine = Self.rootLine(root)
         guard let cached = try? FileSystem.readBytes(path), cached.starts(with: rootLine) else { return .unknown }
-        let rest = Array(cached.dropFirst(rootLine.count))
-        guard rest != Self.absent, let index = try? MirrorIndex(bytes: rest) else { return .absent }
+        let rest = cached.dropFirst(rootLine.count)
+        guard !rest.elementsEqual(Self.absent), let index = try? MirrorIndex(bytes: rest) else { return .absent }
         return .index(index)
     }
 
