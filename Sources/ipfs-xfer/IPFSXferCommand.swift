@@ -9,7 +9,7 @@ struct IPFSXferCommand: AsyncParsableCommand {
         abstract: "pacman's downloader over IPFS, with silent fallback to the HTTP mirrors.",
         discussion: "pacman.conf: XferCommand = /usr/bin/ipfs-xfer %u %o",
         version: "0.1.0",
-        subcommands: [Fetch.self, Config.self, CIDCommand.self, CARCommand.self, IPNSCommand.self, Resolve.self, Seed.self, Stats.self, Publish.self],
+        subcommands: [Fetch.self, Config.self, CIDCommand.self, CARCommand.self, IPNSCommand.self, Resolve.self, Seed.self, Stats.self, Publish.self, Sync.self],
         defaultSubcommand: Fetch.self
     )
 
@@ -21,6 +21,10 @@ struct IPFSXferCommand: AsyncParsableCommand {
             // libraries' exit handlers (OpenSSL's cleanup, ~0.4 ms) are skipped: pacman is waiting.
             fflush(nil)
             _exit(succeeded ? 0 : 1)
+        }
+        if let call = Sync.call(Array(CommandLine.arguments.dropFirst())) {
+            Glibc.exit(await Sync.execute(
+                xferConfig: call.xferConfig, parallel: call.parallel, pacman: call.pacman, arguments: call.rest))
         }
         await Self.main(nil)
     }

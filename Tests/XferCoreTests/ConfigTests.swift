@@ -33,6 +33,8 @@ import Testing
         RootCacheTime = 2m
         RootStaleLimit = 3600
         ResolveTimeout = 3s
+        ParallelDownloads = 12
+        ServeTimeout = 2500ms
         """
         let config = try XferConfig(file: IniFile(text: text, path: "t.conf"))
         #expect(config.mirrorRoot?.namespace == .ipns)
@@ -51,6 +53,8 @@ import Testing
         #expect(config.rootCacheTime == 120)
         #expect(config.rootStaleLimit == 3600)
         #expect(config.resolveTimeout == 3)
+        #expect(config.parallelDownloads == 12)
+        #expect(config.serveTimeout == 2.5)
     }
 
     @Test func dnsServers() {
@@ -69,6 +73,7 @@ import Testing
         ("Gateway = http://x\n", 1, "outside any [section]"),
         ("[options]\n\nGateway = ftp://x\n", 3, "Gateway must be an http"),
         ("[options]\nHedgeDelay = soon\n", 2, "HedgeDelay must be a duration"),
+        ("[options]\nParallelDownloads = 0\n", 2, "ParallelDownloads must be a number from 1 to 64"),
         ("[options]\nMirrorRoot = /ipfs/../etc\n", 2, "is not a CID"),
         ("[options]\nMirrorRoot = ipfs/Qm\n", 2, "is not an /ipfs/<cid>"),
         ("[options]\nMirrorRoot = /ipfs/QmX/.hidden\n", 2, "not allowed"),

@@ -31,4 +31,15 @@ pid_t xfer_fork_reader(const char *path, off_t offset, int *read_fd);
 /// that outlives the hook must not keep it. Returns 0, or -1 with errno when forking failed.
 int xfer_spawn_detached(char *const argv[], const char *log_path);
 
+/// Catches SIGINT, SIGTERM and SIGHUP from now on, only remembering the last one, so that a
+/// long-running command can stop its work cleanly (`ipfs-xfer sync` on Ctrl-C).
+void xfer_catch_interrupts(void);
+
+/// The last signal caught since `xfer_catch_interrupts`, or 0.
+int xfer_caught_signal(void);
+
+/// Starts `argv` (searched in PATH) with stdout sent to `stdout_fd` when it is not -1, and
+/// every caught signal back to its default and no signal blocked. Returns the pid, or -1 with errno.
+pid_t xfer_spawn(char *const argv[], int stdout_fd);
+
 #endif

@@ -75,5 +75,13 @@ public enum ExampleConfig {
     #APIAuth = bearer:token
     #Import = profile=unixfs-v0-2015
 
+    # ipfs-xfer sync (pacman -S… with a whole transaction's downloads in parallel): how many
+    # files are fetched at once.
+    #ParallelDownloads = 8
+
+    # ipfs-xfer serve (a local CacheServer for pacman): how long a file may take to be fetched
+    # and verified from IPFS before the answer is 404, so pacman moves on to its mirrors.
+    #ServeTimeout = 5s
+
     """
 }

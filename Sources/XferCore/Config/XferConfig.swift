@@ -47,6 +47,11 @@ public struct XferConfig: Sendable {
     public var rootStaleLimit: Double = 86_400
     /// How long resolving a root may take.
     public var resolveTimeout: Double = 5
+    /// How many files `ipfs-xfer sync` fetches at once.
+    public var parallelDownloads = 8
+    /// How long `ipfs-xfer serve` may take to have a file verified before it answers 404, so
+    /// that pacman moves on to its mirrors (its own downloader gives up after 10 s without data).
+    public var serveTimeout: Double = 5
 
     /// The built-in defaults.
     public init() {}
@@ -55,7 +60,7 @@ public struct XferConfig: Sendable {
     static let knownKeys = [
         "MirrorRoot", "Gateway", "TrustlessGateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
         "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig", "API", "RoutingEndpoint", "DNSServer",
-        "RootCacheTime", "RootStaleLimit", "ResolveTimeout", "APIAuth", "Import",
+        "RootCacheTime", "RootStaleLimit", "ResolveTimeout", "APIAuth", "Import", "ParallelDownloads", "ServeTimeout",
     ]
 
     /// Validates a parsed file; the first problem is thrown.
@@ -102,7 +107,13 @@ public struct XferConfig: Sendable {
             case "StateDir":
                 guard value.hasPrefix("/") else { throw fail("StateDir must be an absolute path, not '\(value)'") }
                 stateDir = value
-            case "HedgeDelay", "ConnectTimeout", "StallTimeout", "RootCacheTime", "RootStaleLimit", "ResolveTimeout":
+            case "ParallelDownloads":
+                guard let count = Int(value), (1...64).contains(count) else {
+                    throw fail("ParallelDownloads must be a number from 1 to 64, not '\(value)'")
+                }
+                parallelDownloads = count
+            case "HedgeDelay", "ConnectTimeout", "StallTimeout", "RootCacheTime", "RootStaleLimit", "ResolveTimeout",
+                 "ServeTimeout":
                 guard let seconds = Self.parseDuration(value), seconds >= 0 else {
                     throw fail("\(entry.key) must be a duration such as 1.5s, 250ms or 5m, not '\(value)'")
                 }
@@ -112,6 +123,7 @@ public struct XferConfig: Sendable {
                 case "StallTimeout": stallTimeout = max(seconds, 1)
                 case "RootCacheTime": rootCacheTime = seconds
                 case "RootStaleLimit": rootStaleLimit = seconds
+                case "ServeTimeout": serveTimeout = max(seconds, 0.1)
                 default: resolveTimeout = max(seconds, 1)
                 }
             case "API":
@@ -221,6 +233,8 @@ extension XferConfig {
         lines.append("RootCacheTime = \(rootCacheTime)s")
         lines.append("RootStaleLimit = \(rootStaleLimit)s")
         lines.append("ResolveTimeout = \(resolveTimeout)s")
+        lines.append("ParallelDownloads = \(parallelDownloads)")
+        lines.append("ServeTimeout = \(serveTimeout)s")
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -11,6 +11,9 @@ public struct PacmanConfig: Sendable, Equatable {
     public var repos: [String]
     /// `Architecture`, with `auto` (or none) read as the machine's.
     public var architecture: String
+    /// Whether pacman checks package signatures by `[options]`' SigLevel, and by the repos' own.
+    private var packageSignaturesByDefault: Bool
+    private var packageSignaturesByRepo: [String: Bool]
 
     /// pacman's built-in defaults.
     public static let defaultDBPath = "/var/lib/pacman/"
@@ -30,8 +33,36 @@ public struct PacmanConfig: Sendable, Equatable {
             repos.append(entry.section)
         }
         self.repos = repos
+        let defaultSignatures = Self.checksPackageSignatures(
+            options.filter { $0.key == "SigLevel" }.map(\.value), default: true)
+        var repoSignatures: [String: Bool] = [:]
+        for repo in repos {
+            let levels = entries.filter { $0.section == repo && $0.key == "SigLevel" }.map(\.value)
+            if !levels.isEmpty { repoSignatures[repo] = Self.checksPackageSignatures(levels, default: defaultSignatures) }
+        }
+        packageSignaturesByDefault = defaultSignatures
+        packageSignaturesByRepo = repoSignatures
         let arch = options.last { $0.key == "Architecture" }?.value.split(separator: " ").first.map(String.init)
         architecture = arch == nil || arch == "auto" ? Self.machine() : arch!
+    }
+
+    /// Whether pacman asks for a repo's package `.sig` files (its SigLevel is not Never for packages).
+    public func wantsPackageSignatures(repo: String) -> Bool {
+        packageSignaturesByRepo[repo] ?? packageSignaturesByDefault
+    }
+
+    /// Applies SigLevel values as pacman's `process_siglevel` does, for the package half only.
+    /// pacman's built-in default is `Optional`, which checks them.
+    static func checksPackageSignatures(_ levels: [String], default start: Bool) -> Bool {
+        var checks = start
+        for token in levels.flatMap({ $0.split(separator: " ") }) {
+            switch token {
+            case "Never", "PackageNever": checks = false
+            case "Optional", "Required", "PackageOptional", "PackageRequired": checks = true
+            default: break
+            }
+        }
+        return checks
     }
 
     private static func machine() -> String {

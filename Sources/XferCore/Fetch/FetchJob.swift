@@ -27,6 +27,16 @@ public struct FetchJob: Sendable {
     public let showsProgress: Bool
     /// Where warnings go (one line each).
     public let warn: @Sendable (String) -> Void
+    /// What the file must be, when the caller already knows (``ipfs-xfer sync`` reads each sync
+    /// db once); nil looks it up in the sync db.
+    public var knownExpectation: Expectation?
+    /// Where the attempts report their bytes, for a caller drawing its own progress.
+    public var board: ProgressBoard?
+    /// Whether a failed or cancelled package download leaves its longest partial file as
+    /// `output` (a `.part` for pacman to resume) instead of deleting it.
+    public var keepsPartialOutput = false
+    /// Whether the HTTP mirrors may serve the file; without them only IPFS sources race.
+    public var usesMirrors = true
 
     public init(
         url: String, output: String, config: XferConfig, userAgent: String?, showsProgress: Bool,
@@ -52,7 +62,7 @@ public struct FetchJob: Sendable {
         }
         let mapping = try URLMapper(mirrorlist: Mirrorlist(files: config.mirrorlists), layout: config.layout).map(url)
         let fileName = FileSystem.baseName(url)
-        let expectation = expectation(for: mapping.file)
+        let expectation = knownExpectation ?? expectation(for: mapping.file)
         let state = openState()
         let now = Int64(time(nil))
         let health = state?.loadHealth() ?? SourceHealth()
@@ -84,13 +94,15 @@ public struct FetchJob: Sendable {
             }
         }
         let plan = SourcePlan(mapping: mapping, root: root, fileCID: indexed?.cid, config: config, userAgent: userAgent)
-        let (ipfs, chain) = plan.ordered(health: health, now: now)
+        let (ipfs, ordered) = plan.ordered(health: health, now: now)
+        let chain = usesMirrors ? ordered : ordered.filter { $0.kind.isIPFS }
 
         let workspace = Workspace(output: output)
         workspace.preparePrefix(resumable: expectation.isResumable, limit: expectation.knownSize)
-        defer { workspace.removeTemporaryFiles() }
+        var keepsPrefix = keepsPartialOutput
+        defer { workspace.removeTemporaryFiles(keepingPrefix: keepsPrefix) }
 
-        let board = showsProgress ? ProgressBoard() : nil
+        let board = showsProgress ? ProgressBoard() : self.board
         let line = ProgressLine(fileName: fileName, total: expectation.knownSize)
         let drawing = board.map { board in Task { await line.run(board: board) } }
         let race = FetchRace(
@@ -115,6 +127,7 @@ public struct FetchJob: Sendable {
             throw FetchError.allSourcesFailed(
                 file: fileName, reasons: reasons.isEmpty ? ["no source is configured for it"] : reasons)
         }
+        keepsPrefix = false  // a loser's partial file must not replace the winner
         do {
             try workspace.promote(winner.file.path)
         } catch {

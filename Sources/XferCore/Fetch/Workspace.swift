@@ -69,8 +69,12 @@ public final class Workspace: Sendable {
         guard rename(path, output) == 0 else { throw SystemError("rename \(path) to \(output)") }
     }
 
-    /// Deletes this call's temporary files, the pooled prefix included.
-    public func removeTemporaryFiles() {
+    /// Deletes this call's temporary files; the pooled prefix becomes the output when
+    /// `keepingPrefix` (for a later run to resume) and is deleted otherwise.
+    public func removeTemporaryFiles(keepingPrefix: Bool = false) {
+        if keepingPrefix, let prefix = takePrefix(), rename(prefix, output) != 0 {
+            unlink(prefix)
+        }
         let mine = "\(prefixName)\(getpid())-"
         for name in FileSystem.listDirectory(directory) where name.hasPrefix(mine) {
             unlink("\(directory)/\(name)")
