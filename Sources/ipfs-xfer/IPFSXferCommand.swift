@@ -9,7 +9,7 @@ struct IPFSXferCommand: AsyncParsableCommand {
         abstract: "pacman's downloader over IPFS, with silent fallback to the HTTP mirrors.",
         discussion: "pacman.conf: XferCommand = /usr/bin/ipfs-xfer %u %o",
         version: "0.1.0",
-        subcommands: [Fetch.self, Config.self, CIDCommand.self, CARCommand.self, IPNSCommand.self, Resolve.self, Seed.self, Stats.self, Publish.self, Sync.self],
+        subcommands: [Fetch.self, Config.self, CIDCommand.self, CARCommand.self, IPNSCommand.self, Resolve.self, Seed.self, Stats.self, Publish.self, Sync.self, Serve.self],
         defaultSubcommand: Fetch.self
     )
 

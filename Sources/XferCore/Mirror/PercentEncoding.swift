@@ -10,6 +10,22 @@ enum PercentEncoding {
         encode(value, keeping: "-._~/")
     }
 
+    /// Decodes `%XX` escapes; nil when an escape is malformed or the result is not UTF-8.
+    static func decode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next(), let low = iterator.next(),
+                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(value)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
     private static func encode(_ text: String, keeping extra: String) -> String {
         var result = ""
         for byte in text.utf8 {
