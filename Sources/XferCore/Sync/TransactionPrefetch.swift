@@ -136,11 +136,16 @@ public struct TransactionPrefetch: Sendable {
         }
     }
 
-    /// Fetches every item into `cacheDir`, `parallel` at a time; cancelling the task stops
-    /// them, keeping partial packages as `.part`. `progress` sees every attempt's bytes.
+    /// Fetches every item into `cacheDir`, `parallel` at a time, the largest first (as pacman's
+    /// own downloader does, so that the longest download does not start last); cancelling the
+    /// task stops them, keeping partial packages as `.part`. `progress` sees every attempt's bytes.
     public func fetch(_ items: [Item], into cacheDir: String, progress: PrefetchProgress) async -> [FileResult] {
-        await withTaskGroup(of: FileResult.self) { group in
-            var pending = items[...]
+        let largestFirst = items.enumerated().sorted { first, second in
+            let (a, b) = (first.element.expectation.knownSize ?? 0, second.element.expectation.knownSize ?? 0)
+            return a != b ? a > b : first.offset < second.offset
+        }.map(\.element)
+        return await withTaskGroup(of: FileResult.self) { group in
+            var pending = largestFirst[...]
             var results: [FileResult] = []
             for _ in 0..<parallel {
                 guard let item = pending.popFirst() else { break }
