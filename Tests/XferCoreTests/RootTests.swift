@@ -29,6 +29,7 @@ import Testing
         #expect(Base64.encode(Array("ab".utf8)) == "YWI=")
         #expect(KuboRPC.authorizationHeader(secret: "basic:user:pass") == "Basic dXNlcjpwYXNz")
         #expect(KuboRPC.authorizationHeader(secret: "bearer:s3cret") == "Bearer s3cret")
+        #expect(KuboRPC.authorizationHeader(secret: "basic:dXNlcjpwYXNz") == "Basic dXNlcjpwYXNz")  // already base64
     }
 
     @Test func theRPCAnswerIsReadForItsPath() {

@@ -218,11 +218,15 @@ def test_prune_unpins_what_left_the_cache(
     assert set(seeded(setup)) == set(mirror_cids) - {gone}
 
 
-@pytest.mark.parametrize("secret, works", [("bearer:s3cret", True), ("bearer:wrong", False)])
+@pytest.mark.parametrize("node_secret, secret, works", [
+    ("bearer:s3cret", "bearer:s3cret", True), ("bearer:s3cret", "bearer:wrong", False),
+    ("basic:alice:pa:ss", "basic:alice:pa:ss", True), ("basic:alice:pa:ss", "basic:alice:nope", False),
+    ("basic:alice:pa:ss", "basic:YWxpY2U6cGE6c3M=", True),  # kubo's pre-encoded form of the same
+])
 def test_kubo_rpc_authorizations(
-        secret, works, make_hook_pacman, make_seed_node, nginx, gateway, kubo_repo, mirror, tmp_path):
+        node_secret, secret, works, make_hook_pacman, make_seed_node, nginx, gateway, kubo_repo, mirror, tmp_path):
     root, mirror_cids = indexed_root(mirror, kubo_repo, tmp_path)
-    node = make_seed_node(auth={"seeder": "bearer:s3cret"})
+    node = make_seed_node(auth={"seeder": node_secret})
     packages_fail_on(gateway, mirror_cids.values())
     box, setup = hook_box(make_hook_pacman, nginx, tmp_path, root=root, gateways=[gateway.url], node=node,
                           extra=[f"APIAuth = {secret}"])

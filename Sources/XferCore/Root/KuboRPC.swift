@@ -34,7 +34,9 @@ public struct KuboRPC: Sendable {
     /// (a bare token is a bearer token, as kubo reads it).
     public static func authorizationHeader(secret: String) -> String {
         if secret.hasPrefix("basic:") {
-            return "Basic " + Base64.encode(Array(secret.dropFirst("basic:".count).utf8))
+            // kubo's ConvertAuthSecret: user:password is encoded here; anything else is already base64.
+            let value = secret.dropFirst("basic:".count)
+            return "Basic " + (value.contains(":") ? Base64.encode(Array(value.utf8)) : String(value))
         }
         return "Bearer " + (secret.hasPrefix("bearer:") ? String(secret.dropFirst("bearer:".count)) : secret)
     }
