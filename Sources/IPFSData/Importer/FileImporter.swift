@@ -49,27 +49,39 @@ public struct FileImporter: Sendable {
     }
 
     private func leaf(_ chunk: ArraySlice<UInt8>) throws -> ImportedNode {
+        let count = UInt64(chunk.count)
         if parameters.rawLeaves {
             let cid = chunk.withUnsafeBytes { CID.hashing(buffer: $0, codec: .raw, version: 1) }
             if sink.wantsBlocks { try sink.put(cid, Array(chunk)) }
-            return ImportedNode(cid: cid, tsize: UInt64(chunk.count), fileSize: UInt64(chunk.count))
+            return ImportedNode(cid: cid, tsize: count, fileSize: count)
         }
-        // A dag-pb leaf is `0a len { 08 02 [12 len chunk] 18 size }`: the chunk is hashed in place
-        // between its small protobuf prefix and suffix, never copied.
-        let count = UInt64(chunk.count)
+        let cid = chunk.withUnsafeBytes { Self.leafCID(content: $0, codec: .dagPB, version: parameters.cidVersion) }
+        let (prefix, suffix) = Self.leafFraming(count: count)
+        if sink.wantsBlocks { try sink.put(cid, prefix + chunk + suffix) }
+        return ImportedNode(cid: cid, tsize: UInt64(prefix.count + suffix.count) + count, fileSize: count)
+    }
+
+    /// The CID kubo gives a leaf holding `content`: the bytes themselves for a raw leaf, or the
+    /// dag-pb `File` node around them. Lets a chunk that came from anywhere (an HTTP range) be
+    /// checked against the leaf's CID.
+    public static func leafCID(content: UnsafeRawBufferPointer, codec: CID.Codec, version: Int) -> CID {
+        guard codec == .dagPB else { return CID.hashing(buffer: content, codec: codec, version: version) }
+        // The chunk is hashed in place between its small protobuf prefix and suffix, never copied.
+        let (prefix, suffix) = leafFraming(count: UInt64(content.count))
+        var hasher = SHA256()
+        hasher.update(data: prefix)
+        hasher.update(bufferPointer: content)
+        hasher.update(data: suffix)
+        return CID(version: version, codec: .dagPB, hashCode: .sha2_256, digest: Array(hasher.finalize()))
+    }
+
+    /// A dag-pb leaf is `0a len { 08 02 [12 len chunk] 18 size }`: the bytes before and after the chunk.
+    static func leafFraming(count: UInt64) -> (prefix: [UInt8], suffix: [UInt8]) {
         var unixfsHead: [UInt8] = [0x08, 0x02]
         if count > 0 { unixfsHead += [0x12] + Varint.encode(count) }
         let suffix: [UInt8] = [0x18] + Varint.encode(count)
         let unixfsLength = UInt64(unixfsHead.count) + count + UInt64(suffix.count)
-        let prefix: [UInt8] = [0x0A] + Varint.encode(unixfsLength) + unixfsHead
-        var hasher = SHA256()
-        hasher.update(data: prefix)
-        chunk.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        hasher.update(data: suffix)
-        let cid = CID(version: parameters.cidVersion, codec: .dagPB, hashCode: .sha2_256, digest: Array(hasher.finalize()))
-        let blockSize = UInt64(prefix.count + suffix.count) + count
-        if sink.wantsBlocks { try sink.put(cid, prefix + chunk + suffix) }
-        return ImportedNode(cid: cid, tsize: blockSize, fileSize: count)
+        return ([0x0A] + Varint.encode(unixfsLength) + unixfsHead, suffix)
     }
 
     private func parent(_ children: [ImportedNode]) throws -> ImportedNode {

@@ -83,5 +83,10 @@ public enum ExampleConfig {
     # and verified from IPFS before the answer is 404, so pacman moves on to its mirrors.
     #ServeTimeout = 5s
 
+    # Packages at least this big are fetched in segments from every gateway and mirror at
+    # once, each segment checked against the file's blocks (needs the root's ipfs-xfer-index,
+    # which gives the file's CID); none turns it off.
+    #SegmentThreshold = 16MiB
+
     """
 }

@@ -52,6 +52,9 @@ public struct XferConfig: Sendable {
     /// How long `ipfs-xfer serve` may take to have a file verified before it answers 404, so
     /// that pacman moves on to its mirrors (its own downloader gives up after 10 s without data).
     public var serveTimeout: Double = 5
+    /// Packages at least this big (with a CID from the root's index) are fetched in segments
+    /// from several sources at once; nil turns segmenting off.
+    public var segmentThreshold: Int64? = 16 << 20
 
     /// The built-in defaults.
     public init() {}
@@ -61,6 +64,7 @@ public struct XferConfig: Sendable {
         "MirrorRoot", "Gateway", "TrustlessGateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
         "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig", "API", "RoutingEndpoint", "DNSServer",
         "RootCacheTime", "RootStaleLimit", "ResolveTimeout", "APIAuth", "Import", "ParallelDownloads", "ServeTimeout",
+        "SegmentThreshold",
     ]
 
     /// Validates a parsed file; the first problem is thrown.
@@ -107,6 +111,11 @@ public struct XferConfig: Sendable {
             case "StateDir":
                 guard value.hasPrefix("/") else { throw fail("StateDir must be an absolute path, not '\(value)'") }
                 stateDir = value
+            case "SegmentThreshold":
+                guard value == "none" || Self.parseSize(value) != nil else {
+                    throw fail("SegmentThreshold must be a size such as 16MiB, 512KiB or 1000000, or none, not '\(value)'")
+                }
+                segmentThreshold = Self.parseSize(value)
             case "ParallelDownloads":
                 guard let count = Int(value), (1...64).contains(count) else {
                     throw fail("ParallelDownloads must be a number from 1 to 64, not '\(value)'")
@@ -195,6 +204,15 @@ public struct XferConfig: Sendable {
         }
         return Double(text)
     }
+
+    /// Parses a size: bytes, or a number with KiB, MiB or GiB.
+    static func parseSize(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            return Int64(text.dropLast(suffix.count).trimmingBlanks()).flatMap { $0 > 0 ? $0 * scale : nil }
+        }
+        return Int64(text).flatMap { $0 > 0 ? $0 : nil }
+    }
 }
 
 extension String {
@@ -235,6 +253,7 @@ extension XferConfig {
         lines.append("ResolveTimeout = \(resolveTimeout)s")
         lines.append("ParallelDownloads = \(parallelDownloads)")
         lines.append("ServeTimeout = \(serveTimeout)s")
+        lines.append("SegmentThreshold = \(segmentThreshold.map { "\($0)" } ?? "none")")
         return lines.joined(separator: "\n") + "\n"
     }
 }

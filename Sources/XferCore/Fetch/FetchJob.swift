@@ -105,6 +105,18 @@ public struct FetchJob: Sendable {
         let board = showsProgress ? ProgressBoard() : self.board
         let line = ProgressLine(fileName: fileName, total: expectation.knownSize)
         let drawing = board.map { board in Task { await line.run(board: board) } }
+        if case .exact(let record) = expectation, let fileCID = indexed?.cid,
+           let segmented = await fetchSegmented(
+               record: record, fileCID: fileCID, mapping: mapping, down: health.down(now: now), workspace: workspace,
+               board: board) {
+            drawing?.cancel()
+            await drawing?.value
+            await Self.finish([choice?.refresh, indexRefresh].compactMap { $0 }, within: 0.5)
+            keepsPrefix = false
+            return try completeSegmented(
+                segmented, fileName: fileName, workspace: workspace, state: state, now: now,
+                line: showsProgress ? line : nil)
+        }
         let race = FetchRace(
             ipfs: ipfs, chain: chain, expectation: expectation, workspace: workspace,
             timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
