@@ -51,6 +51,7 @@ from harness.kubo import KuboRepo  # noqa: E402
 from harness.nginx import Nginx, NginxMirror  # noqa: E402
 from harness.pacman import PacmanSandbox  # noqa: E402
 from harness.pkgrepo import PackageSpec, make_mirror  # noqa: E402
+from harness.throttle import Throttle  # noqa: E402
 
 BIN = Path(os.environ.get("IPFS_XFER_BIN", REPO / ".build" / "release" / "ipfs-xfer"))
 ENV = dict(os.environ, no_proxy="127.0.0.1", NO_PROXY="127.0.0.1")
@@ -398,41 +399,52 @@ def bench_segmented(top: Path, size_mib: int, repeats: int) -> list[tuple[str, s
     root = repo.add(mirror)
     out = top / "seg-out"
     out.mkdir()
+    rows = []
     with Gateway(repo.blocks, workdir=top / "seg-gateway") as gateway:
         proxy = f"location /ipfs/ {{ proxy_pass {gateway.url}; proxy_buffering off; }}"
-        servers = {
-            "g1": NginxMirror(mirror, limit_rate="25m", extra=proxy),
-            "g2": NginxMirror(mirror, limit_rate="25m", extra=proxy),
-            "m1": NginxMirror(mirror, limit_rate="25m"),
-            "m2": NginxMirror(mirror, limit_rate="25m"),
-        }
-        with Nginx(top / "nginx-seg", servers) as nginx:
-            (top / "seg-mirrorlist").write_text("".join(f"Server = {nginx.url(m)}/$repo/os/$arch\n" for m in ("m1", "m2")))
-            (top / "seg-single-mirrorlist").write_text(f"Server = {nginx.url('m1')}/$repo/os/$arch\n")
-            segmented = top / "seg.conf"
-            write_config(segmented, top / "seg-state", top / "seg-pacman.conf", top / "seg-mirrorlist", [
-                f"MirrorRoot = /ipfs/{root}", f"Gateway = {nginx.url('g1')}", f"Gateway = {nginx.url('g2')}",
-                "SegmentThreshold = 16MiB", "API = none"])
-            single = top / "seg-single.conf"
-            write_config(single, top / "seg-single-state", top / "seg-pacman.conf", top / "seg-single-mirrorlist",
-                         ["SegmentThreshold = none", "API = none"])
-            url = f"{nginx.url('m1')}/{rel}"
-            target = out / (file_name + ".part")
-            # The first run fetches and caches the root's index; it is not measured.
-            subprocess.run([str(BIN), "--config", str(segmented), f"{nginx.url('m1')}/core/os/x86_64/core.db",
-                            str(out / "core.db.part")], env=ENV, check=True)
-            totals = [0.0, 0.0]
-            for i in range(repeats):
-                for which in ((0, 1) if i % 2 == 0 else (1, 0)):
-                    target.unlink(missing_ok=True)
-                    conf = segmented if which == 0 else single
-                    totals[which] += run_measured([str(BIN), "--config", str(conf), url, str(target)])[0]
-            log = (top / "seg-state" / "transfers.log").read_text().splitlines()
-            sources = sorted({line.split("\t")[5] for line in log if file_name in line})
+        limited = {name: NginxMirror(mirror, limit_rate="25m", extra=proxy if name.startswith("g") else "")
+                   for name in ("g1", "g2", "m1", "m2")}
+        with Nginx(top / "nginx-seg", limited) as nginx, Nginx(top / "nginx-seg-open", {"m": NginxMirror(mirror)}) as open_nginx:
+            gateway_port = int(gateway.url.rsplit(":", 1)[1])
+            with Throttle(gateway_port, 25e6) as t1, Throttle(gateway_port, 25e6) as t2, \
+                    Throttle(open_nginx.port("m"), 25e6) as t3, Throttle(open_nginx.port("m"), 25e6) as t4:
+                setups = [
+                    ("nginx limit_rate 25m per request", [nginx.url("g1"), nginx.url("g2")],
+                     [nginx.url("m1"), nginx.url("m2")]),
+                    ("one 25 MB/s token bucket per source, shared by its connections", [t1.url, t2.url], [t3.url, t4.url]),
+                ]
+                for label, gateways, mirrors in setups:
+                    rows.append(time_segmented(top, label, root, rel, file_name, gateways, mirrors, out, repeats))
+    return rows
+
+
+def time_segmented(top, label, root, rel, file_name, gateways, mirrors, out, repeats) -> tuple[str, str]:
+    """ipfs-xfer in segments from the gateways and mirrors vs ipfs-xfer from the first mirror alone."""
+    tag = str(len(list(top.glob("seg-state-*"))))
+    (top / f"seg-mirrorlist-{tag}").write_text("".join(f"Server = {m}/$repo/os/$arch\n" for m in mirrors))
+    (top / f"seg-single-mirrorlist-{tag}").write_text(f"Server = {mirrors[0]}/$repo/os/$arch\n")
+    segmented = top / f"seg-{tag}.conf"
+    write_config(segmented, top / f"seg-state-{tag}", top / "seg-pacman.conf", top / f"seg-mirrorlist-{tag}", [
+        f"MirrorRoot = /ipfs/{root}", *[f"Gateway = {g}" for g in gateways], "SegmentThreshold = 16MiB", "API = none"])
+    single = top / f"seg-single-{tag}.conf"
+    write_config(single, top / f"seg-single-state-{tag}", top / "seg-pacman.conf", top / f"seg-single-mirrorlist-{tag}",
+                 ["SegmentThreshold = none", "API = none"])
+    url = f"{mirrors[0]}/{rel}"
+    target = out / (file_name + ".part")
+    # The first run fetches and caches the root's index; it is not measured.
+    subprocess.run([str(BIN), "--config", str(segmented), f"{mirrors[0]}/core/os/x86_64/core.db",
+                    str(out / "core.db.part")], env=ENV, check=True)
+    totals = [0.0, 0.0]
+    for i in range(repeats):
+        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            target.unlink(missing_ok=True)
+            totals[which] += run_measured([str(BIN), "--config", str(segmented if which == 0 else single), url,
+                                           str(target)])[0]
+    log = (top / f"seg-state-{tag}" / "transfers.log").read_text().splitlines()
+    sources = {line.split("\t")[5] for line in log if file_name in line}
     segmented_time, single_time = totals[0] / repeats, totals[1] / repeats
-    return [(f"{size_mib} MiB package, 4 sources at 25 MB/s each: one source / segmented (speed-up)",
-             f"{single_time / segmented_time:.2f}x ({single_time:.1f} s vs {segmented_time:.1f} s; "
-             f"sources used: {len(sources)})")]
+    return (f"500 MiB package, 2 gateways + 2 mirrors, {label}: segmented speed-up over one source",
+            f"{single_time / segmented_time:.2f}x ({single_time:.1f} s vs {segmented_time:.1f} s; {len(sources)} sources sent parts)")
 
 
 def main() -> None:

@@ -87,4 +87,27 @@ import Testing
         #expect(killed.status.shellStatus == 128 + SIGTERM)
         #expect(throws: SystemError.self) { try ChildProcess.run(["/nonexistent/program"]) }
     }
+
+    @Test func segmentBoardHandsOutWaitingThenRunningSegments() {
+        let board = SegmentBoard(count: 3, sources: 2)
+        #expect(board.next(excluding: nil) == 0)
+        #expect(board.next(excluding: nil) == 1)
+        #expect(board.next(excluding: nil) == 2)
+        // Nothing waits: the least duplicated running segment other than the caller's own.
+        #expect(board.next(excluding: 0) == 1)
+        board.giveBack(2)  // its only holder failed: waiting again, first
+        #expect(board.next(excluding: nil) == 2)
+        #expect(board.claim(1))
+        #expect(!board.claim(1))  // the duplicate copy is not written
+        #expect(board.claim(0))
+        #expect(!board.isComplete)
+        #expect(board.claim(2))
+        #expect(board.isComplete)
+        #expect(board.next(excluding: nil) == nil)
+        board.credit(1, bytes: 10)
+        #expect(board.credits == [0, 10])
+        let failed = SegmentBoard(count: 1, sources: 1)
+        failed.fail("disk full")
+        #expect(failed.next(excluding: nil) == nil && !failed.isComplete && failed.failure == "disk full")
+    }
 }

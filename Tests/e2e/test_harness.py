@@ -1018,3 +1018,36 @@ def test_read_car_is_strict():
             pytest.fail(what)
     with pytest.raises(CARError, match="does not match"):
         read_car(car_header(cid) + car_section(cid, b"strict!"), verify=True)
+
+
+def test_throttle_limits_a_server_across_all_its_connections(make_nginx, tmp_path):
+    """One token bucket for every connection: two parallel range requests share the rate."""
+    import threading
+    import urllib.request
+
+    from harness.throttle import Throttle
+
+    data = random.Random(7).randbytes(2 * 1024 * 1024)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "f").write_bytes(data)
+    nginx = make_nginx({"m": NginxMirror(tmp_path / "www")})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with Throttle(nginx.port("m"), rate=2_000_000) as throttle:
+        bodies = []
+
+        def fetch(first, last):
+            request = urllib.request.Request(throttle.url + "/f", headers={"Range": f"bytes={first}-{last}"})
+            with opener.open(request, timeout=20) as response:
+                bodies.append((first, response.read()))
+
+        start = time.monotonic()
+        threads = [threading.Thread(target=fetch, args=(0, 1048575)),
+                   threading.Thread(target=fetch, args=(1048576, 2097151))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - start
+    assert b"".join(body for _, body in sorted(bodies)) == data
+    assert elapsed >= 0.9, f"2 MiB at 2 MB/s in {elapsed:.2f} s: not limited across connections"
+    assert elapsed < 5
