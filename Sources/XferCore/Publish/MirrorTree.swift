@@ -53,7 +53,8 @@ public struct MirrorTree: Sendable {
     /// Walks the mirror.
     public func walk() throws(WalkError) -> Node {
         guard let real = Self.realPath(root) else { throw .cannotRead(root, String(cString: strerror(errno))) }
-        return try directory(real: real, path: "", depth: 0, mirror: real)
+        var resolver = LinkResolver()
+        return try directory(real: real, path: "", depth: 0, mirror: real, resolver: &resolver)
     }
 
     /// Every file in the tree, in path order.
@@ -74,7 +75,9 @@ public struct MirrorTree: Sendable {
         }
     }
 
-    private func directory(real: String, path: String, depth: Int, mirror: String) throws(WalkError) -> Node {
+    private func directory(
+        real: String, path: String, depth: Int, mirror: String, resolver: inout LinkResolver
+    ) throws(WalkError) -> Node {
         guard depth < 40 else { throw .tooDeep(path) }
         guard let handle = opendir(real) else { throw .cannotRead(real, String(cString: strerror(errno))) }
         var names: [String] = []
@@ -93,16 +96,17 @@ public struct MirrorTree: Sendable {
             guard lstat(childReal, &info) == 0 else { throw .cannotRead(childReal, String(cString: strerror(errno))) }
             var target = childReal
             if (info.st_mode & S_IFMT) == S_IFLNK {
-                guard let resolved = Self.realPath(childReal) else {
+                guard let (resolved, resolvedInfo) = resolver.resolve(childReal, in: real) else {
                     throw .cannotRead(childReal, "dangling symlink")
                 }
                 guard resolved == mirror || resolved.hasPrefix(mirror + "/") else { throw .escapes(childPath, target: resolved) }
                 target = resolved
-                guard stat(target, &info) == 0 else { throw .cannotRead(target, String(cString: strerror(errno))) }
+                info = resolvedInfo
             }
             switch info.st_mode & S_IFMT {
             case S_IFDIR:
-                entries.append((name, try directory(real: target, path: childPath, depth: depth + 1, mirror: mirror)))
+                entries.append((name, try directory(
+                    real: target, path: childPath, depth: depth + 1, mirror: mirror, resolver: &resolver)))
             case S_IFREG:
                 entries.append((name, .file(File(
                     path: childPath, realPath: target, size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec),
@@ -112,6 +116,48 @@ public struct MirrorTree: Sendable {
             }
         }
         return .directory(path: path, entries: entries)
+    }
+
+    /// Resolves symlinks to real paths, fast for the common case: a mirror has tens of thousands
+    /// of links (`$repo/os/$arch/<file>` into `pool/`) but only a few directories they point
+    /// into. A link whose target names a plain (non-link) entry is resolved from the real path
+    /// of the target's directory, which is looked up once; anything else goes through realpath.
+    struct LinkResolver {
+        private var directories: [String: String] = [:]
+
+        /// The real path of the symlink `link`, which sits in the real directory `directory`,
+        /// and what it is (`stat` of it).
+        mutating func resolve(_ link: String, in directory: String) -> (path: String, info: stat)? {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(link, &buffer, buffer.count - 1)
+            guard count > 0 else { return Self.followed(link) }
+            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let absolute = target.hasPrefix("/") ? target : directory + "/" + target
+            let name = FileSystem.baseName(absolute)
+            guard name != "." && name != ".." && !name.isEmpty else { return Self.followed(link) }
+            let parent = FileSystem.directoryName(absolute)
+            let realParent: String
+            if let known = directories[parent] {
+                realParent = known
+            } else {
+                guard let found = MirrorTree.realPath(parent) else { return nil }
+                directories[parent] = found
+                realParent = found
+            }
+            let candidate = realParent == "/" ? "/" + name : realParent + "/" + name
+            var info = stat()
+            guard lstat(candidate, &info) == 0 else { return nil }
+            // A link to a link: let realpath follow the chain (and catch loops).
+            return (info.st_mode & S_IFMT) == S_IFLNK ? Self.followed(link) : (candidate, info)
+        }
+
+        /// The slow way: realpath, then stat of the result.
+        private static func followed(_ link: String) -> (path: String, info: stat)? {
+            guard let path = MirrorTree.realPath(link) else { return nil }
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            return (path, info)
+        }
     }
 
     static func realPath(_ path: String) -> String? {
