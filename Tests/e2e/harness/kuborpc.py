@@ -700,11 +700,16 @@ def hash_of(cid: CID, data: bytes) -> CID:
 
 def pb_links(cid: CID, block: bytes) -> list[CID]:
     """The CIDs a block links to (dag-pb links; raw and opaque codecs have none)."""
+    return [link_cid for _, link_cid in pb_named_links(cid, block)]
+
+
+def pb_named_links(cid: CID, block: bytes) -> list[tuple[str, CID]]:
+    """A block's dag-pb links as (name, CID), in order; raw and opaque codecs have none."""
     if cid.codec != DAG_PB:
         return []
     from .protobuf import PBNode  # local: keeps the module import light for the plain RPC stand-in
 
-    return [link.cid for link in PBNode.decode(block).links]
+    return [(link.name, link.cid) for link in PBNode.decode(block).links]
 
 
 class FlatfsWriter(BlockStore):
@@ -901,6 +906,29 @@ class SeedNode:
                 raise RpcError(f"protobuf: {exc}") from None
             stack.extend(reversed(links))
 
+    def diff_enumerate(self, old: CID, new: CID) -> None:
+        """boxo ``dagutils.DiffEnumerate``: every block of ``new``'s DAG that is not in ``old``'s, read
+        (a missing one → RpcError), assuming ``old``'s DAG is all local. Links are compared per node:
+        a link whose CID ``old``'s node also has is skipped; one whose name ``old``'s node has with
+        another CID is compared recursively; any other is walked whole."""
+        try:
+            old_links = pb_named_links(old, self.get(old))
+            new_links = pb_named_links(new, self.get(new))
+        except (ValueError, CIDError) as exc:
+            raise RpcError(f"protobuf: {exc}") from None
+        have = {cid.to_bytes() for _, cid in old_links}
+        names = {name: cid for name, cid in old_links}
+        pairs = [(names.get(name), cid) for name, cid in new_links if cid.to_bytes() not in have]
+        seen = {before.to_bytes() for before, _ in pairs if before is not None}
+        for before, after in pairs:
+            if before is None:
+                if after.to_bytes() in seen:
+                    continue
+                for _ in self.walk(after, seen):
+                    pass
+            else:
+                self.diff_enumerate(before, after)
+
     # -- paths
     def resolve_path(self, app: "RpcApp", text: str) -> tuple[CID, str]:
         """``cmdutils.PathOrCidPath`` + ``ResolvePath``: the CID ``text`` points to, and the path as kubo
@@ -994,11 +1022,7 @@ class SeedNode:
             existing = self.pins.get(new.to_bytes())
             if existing is not None and existing["type"] == "recursive":
                 raise RpcError("'to' cid was already recursively pinned")
-            seen: set[bytes] = set()
-            for _ in self.walk(old, seen):
-                pass
-            for _ in self.walk(new, seen):
-                pass
+            self.diff_enumerate(old, new)
             self.pins[new.to_bytes()] = {"cid": str(new), "type": "recursive", "name": ""}
             if unpin:
                 del self.pins[old.to_bytes()]
