@@ -19,16 +19,25 @@ public enum Multibase {
     static let base58Alphabet = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
     static let base32Alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
     static let base36Alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+    /// Each byte's value in an alphabet (-1 when it is not in it), for decoding without a search.
+    static let base58Values = values(of: base58Alphabet)
+    static let base36Values = values(of: base36Alphabet)
+
+    private static func values(of alphabet: [UInt8]) -> [Int8] {
+        var values = [Int8](repeating: -1, count: 256)
+        for (value, character) in alphabet.enumerated() { values[Int(character)] = Int8(value) }
+        return values
+    }
 
     /// Decodes a multibase string (the first character names the base).
     public static func decode(_ text: String) throws(DecodeError) -> [UInt8] {
         guard let prefix = text.first else { throw .empty }
         let body = String(text.dropFirst())
         switch prefix {
-        case "z": return try decodeBase(body, alphabet: base58Alphabet)
+        case "z": return try decodeBase(body, alphabet: base58Alphabet, values: base58Values)
         case "b": return try decodeBase32(body)
         case "B": return try decodeBase32(body.lowercased())
-        case "k", "K": return try decodeBase(body.lowercased(), alphabet: base36Alphabet)
+        case "k", "K": return try decodeBase(body.lowercased(), alphabet: base36Alphabet, values: base36Values)
         default: throw .unsupportedPrefix(prefix)
         }
     }
@@ -40,7 +49,7 @@ public enum Multibase {
 
     /// Decodes base58btc without a prefix.
     public static func decodeBase58(_ text: String) throws(DecodeError) -> [UInt8] {
-        try decodeBase(text, alphabet: base58Alphabet)
+        try decodeBase(text, alphabet: base58Alphabet, values: base58Values)
     }
 
     /// base36 lower-case without a prefix.
@@ -114,16 +123,15 @@ public enum Multibase {
     }
 
     /// The inverse of ``encodeBase(_:alphabet:)``, four digits at a time.
-    private static func decodeBase(_ text: String, alphabet: [UInt8]) throws(DecodeError) -> [UInt8] {
+    private static func decodeBase(_ text: String, alphabet: [UInt8], values table: [Int8]) throws(DecodeError) -> [UInt8] {
         let base = UInt64(alphabet.count)
         let characters = Array(text.utf8)
         let zeros = characters.prefix { $0 == alphabet[0] }.count
         var values: [UInt8] = []
         values.reserveCapacity(characters.count)
         for character in characters[zeros...] {
-            guard let value = alphabet.firstIndex(of: character) else {
-                throw .invalidCharacter(Character(Unicode.Scalar(character)))
-            }
+            let value = table[Int(character)]
+            guard value >= 0 else { throw .invalidCharacter(Character(Unicode.Scalar(character))) }
             values.append(UInt8(value))
         }
         var bytes: [UInt8] = []  // little-endian base-256

@@ -26,7 +26,7 @@ public struct SyncDatabase: Sendable {
         try stream(wants: { name in
             name.hasSuffix("/desc") && fileName.hasPrefix(name.dropLast("/desc".count) + "-")
         }, handle: { _, body in
-            if let record = PackageRecord(desc: String(decoding: body, as: UTF8.self)), record.fileName == fileName {
+            if let record = PackageRecord(desc: body), record.fileName == fileName {
                 found = record
                 throw Stop()
             }
@@ -38,7 +38,7 @@ public struct SyncDatabase: Sendable {
     public func allRecords() throws -> [String: PackageRecord] {
         var found: [String: PackageRecord] = [:]
         try stream(wants: { $0.hasSuffix("/desc") }, handle: { _, body in
-            if let record = PackageRecord(desc: String(decoding: body, as: UTF8.self)) { found[record.fileName] = record }
+            if let record = PackageRecord(desc: body) { found[record.fileName] = record }
         })
         return found
     }
@@ -47,7 +47,7 @@ public struct SyncDatabase: Sendable {
     public func records(named names: Set<String>) throws -> [String: PackageRecord] {
         var found: [String: PackageRecord] = [:]
         try stream(wants: { $0.hasSuffix("/desc") }, handle: { _, body in
-            if let record = PackageRecord(desc: String(decoding: body, as: UTF8.self)), names.contains(record.name) {
+            if let record = PackageRecord(desc: body), names.contains(record.name) {
                 found[record.name] = record
                 if found.count == names.count { throw Stop() }
             }

@@ -35,24 +35,57 @@ public struct PublishState: Sendable, Equatable {
 
     public init() {}
 
-    /// Reads the state file's text.
+    /// Reads the state file's text (byte by byte: a mirror's state has tens of thousands of lines).
     public init(text: String) {
-        guard text.hasPrefix(Self.header + "\n") else { return }
-        for line in text.split(separator: "\n").dropFirst() {
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            switch (fields.first, fields.count) {
-            case ("lastupdate", 2): lastUpdate = Int64(fields[1])
-            case ("import", 2): parameters = try? ImportParameters(parsing: fields[1])
-            case ("root", 2): root = try? CID(fields[1])
-            case ("published", 2): published = try? CID(fields[1])
-            case ("generation", 2): if let cid = try? CID(fields[1]) { generations.append(cid) }
+        var text = text
+        self = text.withUTF8 { PublishState(utf8: $0) }
+    }
+
+    private init(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        let header = Array((Self.header + "\n").utf8)
+        guard bytes.starts(with: header) else { return }
+        var lineStart = header.count
+        var fields: [Range<Int>] = []
+        fields.reserveCapacity(8)
+        func text(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+        func number(_ range: Range<Int>) -> UInt64? {
+            guard !range.isEmpty, range.count <= 19 else { return nil }
+            var value: UInt64 = 0
+            for byte in bytes[range] {
+                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        while lineStart < bytes.count {
+            let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            fields.removeAll(keepingCapacity: true)
+            var fieldStart = lineStart
+            for index in lineStart..<lineEnd where bytes[index] == UInt8(ascii: "\t") {
+                fields.append(fieldStart..<index)
+                fieldStart = index + 1
+            }
+            fields.append(fieldStart..<lineEnd)
+            lineStart = lineEnd + 1
+            switch (text(fields[0]), fields.count) {
+            case ("lastupdate", 2): lastUpdate = Int64(text(fields[1]))
+            case ("import", 2): parameters = try? ImportParameters(parsing: text(fields[1]))
+            case ("root", 2): root = try? CID(text(fields[1]))
+            case ("published", 2): published = try? CID(text(fields[1]))
+            case ("generation", 2): if let cid = try? CID(text(fields[1])) { generations.append(cid) }
             case ("F", 8):
-                guard let size = Int64(fields[2]), let modified = Int64(fields[3]), let inode = UInt64(fields[4]),
-                      let node = Self.node(fields[5], fields[6], fields[7]) else { continue }
-                files[fields[1]] = FileRecord(size: size, modified: modified, inode: inode, node: node)
+                guard let size = number(fields[2]), let modified = number(fields[3]), let inode = number(fields[4]),
+                      let tsize = number(fields[6]), let fileSize = number(fields[7]),
+                      let cid = try? CID(text(fields[5])) else { continue }
+                files[text(fields[1])] = FileRecord(
+                    size: Int64(size), modified: Int64(modified), inode: inode,
+                    node: ImportedNode(cid: cid, tsize: tsize, fileSize: fileSize))
             case ("D", 5):
-                guard let node = Self.node(fields[3], fields[4], "0") else { continue }
-                directories[fields[1]] = DirectoryRecord(digest: fields[2], node: node)
+                guard let tsize = number(fields[4]), let cid = try? CID(text(fields[3])) else { continue }
+                directories[text(fields[1])] = DirectoryRecord(
+                    digest: text(fields[2]), node: ImportedNode(cid: cid, tsize: tsize, fileSize: 0))
             default:
                 continue
             }
@@ -74,10 +107,5 @@ public struct PublishState: Sendable, Equatable {
             lines.append("D\t\(path)\t\(record.digest)\t\(record.node.cid)\t\(record.node.tsize)")
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    private static func node(_ cid: String, _ tsize: String, _ fileSize: String) -> ImportedNode? {
-        guard let cid = try? CID(cid), let tsize = UInt64(tsize), let fileSize = UInt64(fileSize) else { return nil }
-        return ImportedNode(cid: cid, tsize: tsize, fileSize: fileSize)
     }
 }
