@@ -54,6 +54,7 @@ public struct MirrorTree: Sendable {
     public func walk() throws(WalkError) -> Node {
         guard let real = Self.realPath(root) else { throw .cannotRead(root, String(cString: strerror(errno))) }
         var resolver = LinkResolver()
+        defer { resolver.close() }
         return try directory(real: real, path: "", depth: 0, mirror: real, resolver: &resolver)
     }
 
@@ -79,24 +80,32 @@ public struct MirrorTree: Sendable {
         real: String, path: String, depth: Int, mirror: String, resolver: inout LinkResolver
     ) throws(WalkError) -> Node {
         guard depth < 40 else { throw .tooDeep(path) }
-        guard let handle = opendir(real) else { throw .cannotRead(real, String(cString: strerror(errno))) }
+        // Entries are looked at relative to the directory's descriptor: no path walk per entry.
+        let fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0, let handle = fdopendir(fd) else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { Glibc.close(fd) }
+            throw .cannotRead(real, reason)
+        }
+        defer { closedir(handle) }
         var names: [String] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
             if name == "." || name == ".." || (name.hasPrefix(".") && !includeHidden) { continue }
             names.append(name)
         }
-        closedir(handle)
         var entries: [(name: String, node: Node)] = []
         for name in names.sorted() {
             let childPath = path.isEmpty ? name : path + "/" + name
             if isExcluded(childPath) { continue }
             let childReal = real + "/" + name
             var info = stat()
-            guard lstat(childReal, &info) == 0 else { throw .cannotRead(childReal, String(cString: strerror(errno))) }
+            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw .cannotRead(childReal, String(cString: strerror(errno)))
+            }
             var target = childReal
             if (info.st_mode & S_IFMT) == S_IFLNK {
-                guard let (resolved, resolvedInfo) = resolver.resolve(childReal, in: real) else {
+                guard let (resolved, resolvedInfo) = resolver.resolve(name, at: fd, in: real) else {
                     throw .cannotRead(childReal, "dangling symlink")
                 }
                 guard resolved == mirror || resolved.hasPrefix(mirror + "/") else { throw .escapes(childPath, target: resolved) }
@@ -123,32 +132,44 @@ public struct MirrorTree: Sendable {
     /// into. A link whose target names a plain (non-link) entry is resolved from the real path
     /// of the target's directory, which is looked up once; anything else goes through realpath.
     struct LinkResolver {
-        private var directories: [String: String] = [:]
+        /// Target directories as written (relative to a link) → their real path and an open descriptor.
+        private var directories: [String: (real: String, fd: Int32)] = [:]
 
-        /// The real path of the symlink `link`, which sits in the real directory `directory`,
-        /// and what it is (`stat` of it).
-        mutating func resolve(_ link: String, in directory: String) -> (path: String, info: stat)? {
+        /// The real path of the symlink `name` in the real directory `directory` (open as
+        /// `directoryFD`), and what it is (`stat` of it).
+        mutating func resolve(_ name: String, at directoryFD: Int32, in directory: String) -> (path: String, info: stat)? {
+            let link = directory + "/" + name
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let count = readlink(link, &buffer, buffer.count - 1)
+            let count = readlinkat(directoryFD, name, &buffer, buffer.count - 1)
             guard count > 0 else { return Self.followed(link) }
             let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let absolute = target.hasPrefix("/") ? target : directory + "/" + target
-            let name = FileSystem.baseName(absolute)
-            guard name != "." && name != ".." && !name.isEmpty else { return Self.followed(link) }
+            let targetName = FileSystem.baseName(absolute)
+            guard targetName != "." && targetName != ".." && !targetName.isEmpty else { return Self.followed(link) }
             let parent = FileSystem.directoryName(absolute)
-            let realParent: String
-            if let known = directories[parent] {
-                realParent = known
+            let known: (real: String, fd: Int32)
+            if let found = directories[parent] {
+                known = found
+            } else if directories.count >= 256 {
+                return Self.followed(link)  // links into many directories: no descriptor for each
             } else {
-                guard let found = MirrorTree.realPath(parent) else { return nil }
-                directories[parent] = found
-                realParent = found
+                guard let real = MirrorTree.realPath(parent) else { return nil }
+                let fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard fd >= 0 else { return nil }
+                known = (real, fd)
+                directories[parent] = known
             }
-            let candidate = realParent == "/" ? "/" + name : realParent + "/" + name
             var info = stat()
-            guard lstat(candidate, &info) == 0 else { return nil }
+            guard fstatat(known.fd, targetName, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
             // A link to a link: let realpath follow the chain (and catch loops).
-            return (info.st_mode & S_IFMT) == S_IFLNK ? Self.followed(link) : (candidate, info)
+            if (info.st_mode & S_IFMT) == S_IFLNK { return Self.followed(link) }
+            return (known.real == "/" ? "/" + targetName : known.real + "/" + targetName, info)
+        }
+
+        /// Closes the target directories' descriptors.
+        mutating func close() {
+            for entry in directories.values { Glibc.close(entry.fd) }
+            directories = [:]
         }
 
         /// The slow way: realpath, then stat of the result.
