@@ -104,4 +104,11 @@ public struct FileLayout: Sendable, Equatable {
         self.leaves = leaves
         self.size = offset
     }
+
+    /// A leaf block's file bytes: the block itself when raw, the UnixFS data of a dag-pb leaf.
+    public static func content(ofLeafBlock block: [UInt8], cid: CID) throws -> [UInt8] {
+        guard cid.codec == .dagPB else { return block }
+        guard let data = try PBNode(decoding: block[...]).data else { throw Failure.unsupported(cid, "dag-pb node without UnixFS data") }
+        return try UnixFSData(decoding: data[...]).data ?? []
+    }
 }

@@ -24,9 +24,8 @@ public struct PacmanConfig: Sendable, Equatable {
     public init(path: String) {
         let entries = (try? IniFile(contentsOf: path))?.entries ?? []
         let options = entries.filter { $0.section == "options" }
-        func directory(_ value: String) -> String { value.hasSuffix("/") ? value : value + "/" }
-        dbPath = options.last { $0.key == "DBPath" }.map { directory($0.value) } ?? Self.defaultDBPath
-        let caches = options.filter { $0.key == "CacheDir" }.map { directory($0.value) }
+        dbPath = options.last { $0.key == "DBPath" }.map { Self.directory($0.value) } ?? Self.defaultDBPath
+        let caches = options.filter { $0.key == "CacheDir" }.map { Self.directory($0.value) }
         cacheDirs = caches.isEmpty ? [Self.defaultCacheDir] : caches
         var repos: [String] = []
         for entry in entries where entry.section != "options" && !repos.contains(entry.section) {
@@ -69,6 +68,16 @@ public struct PacmanConfig: Sendable, Equatable {
         var names = utsname()
         uname(&names)
         return withUnsafeBytes(of: &names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// A directory setting as pacman keeps it, with a trailing slash.
+    static func directory(_ value: String) -> String {
+        value.hasSuffix("/") ? value : value + "/"
+    }
+
+    /// The first CacheDir's copy of `fileName`, or nil when no CacheDir has one.
+    public func cachedPath(of fileName: String) -> String? {
+        cacheDirs.lazy.map { $0 + fileName }.first { FileSystem.fileSize($0) != nil }
     }
 
     /// Where pacman keeps a repo's sync db.

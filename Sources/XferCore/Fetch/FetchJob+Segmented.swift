@@ -7,6 +7,30 @@ extension FetchJob {
         var path: String
         var report: SegmentedDownload.Report
         var seconds: Double
+
+        /// The sources that sent part of the file, and how much.
+        private var contributors: [(source: RangeSource, bytes: Int64)] { report.bytes.filter { $0.bytes > 0 } }
+
+        /// Dropped sources failed; the ones that sent part of the file succeeded.
+        var healthChanges: [HealthChange] {
+            report.dropped.map { .failed($0.source.healthKey) } + contributors.map { .succeeded($0.source.healthKey) }
+        }
+
+        /// The file as the job's output, under the kind of source that sent the most.
+        func delivery(fileName: String, now: Int64) -> Delivery {
+            let total = contributors.reduce(Int64(0)) { $0 + $1.bytes }
+            let main = contributors.max { $0.bytes < $1.bytes }!
+            let label = "segmented: " + contributors.map { "\($0.source.label) \(100 * $0.bytes / max(total, 1))%" }
+                .joined(separator: ", ")
+            let entries = contributors.map { contributor in
+                TransferLogEntry(
+                    time: now, file: fileName, bytes: contributor.bytes, seconds: seconds, kind: contributor.source.kind,
+                    source: "segmented " + contributor.source.label)
+            }
+            return Delivery(
+                path: path, outcome: Outcome(kind: main.source.kind, source: label, bytes: total, seconds: seconds, resumedFrom: 0),
+                logEntries: entries)
+        }
     }
 
     /// The sources a package of known CID can come from in segments: trusted gateways and
@@ -52,7 +76,7 @@ extension FetchJob {
         var layout: FileLayout?
         for gateway in gateways where layout == nil {
             layout = try? await FileLayout(file: fileCID) { cid in
-                try await RangeSource.block(cid, gateway: gateway, timeouts: timeouts, userAgent: userAgent)
+                try await TrustlessGatewaySource.rawBlock(cid, from: gateway, timeouts: timeouts, userAgent: userAgent)
             }
         }
         guard let layout, layout.size == UInt64(record.size), layout.leaves.count > 1 else { return nil }
@@ -77,38 +101,5 @@ extension FetchJob {
             unlink(path)
             return nil
         }
-    }
-
-    /// Makes a segmented download the output: the health of its sources, one transfer log line
-    /// per source that sent part of it, and the outcome (under the kind that sent the most).
-    func completeSegmented(
-        _ result: SegmentedResult, fileName: String, workspace: Workspace, state: StateDirectory?, now: Int64,
-        line: ProgressLine?
-    ) throws -> Outcome {
-        var changes = result.report.dropped.map { HealthChange.failed($0.source.healthKey) }
-        changes += result.report.bytes.filter { $0.bytes > 0 }.map { HealthChange.succeeded($0.source.healthKey) }
-        try? state?.updateHealth(changes, now: now)
-        do {
-            try workspace.promote(result.path)
-        } catch {
-            throw FetchError.system(error)
-        }
-        let contributors = result.report.bytes.filter { $0.bytes > 0 }
-        let main = contributors.max { $0.bytes < $1.bytes }!
-        let total = contributors.reduce(Int64(0)) { $0 + $1.bytes }
-        let label = "segmented: " + contributors.map { "\($0.source.label) \(100 * $0.bytes / max(total, 1))%" }
-            .joined(separator: ", ")
-        line?.finish(bytes: total, seconds: result.seconds, source: label)
-        for contributor in contributors {
-            do {
-                try state?.log(TransferLogEntry(
-                    time: now, file: fileName, bytes: contributor.bytes, seconds: result.seconds,
-                    kind: contributor.source.kind, source: "segmented " + contributor.source.label))
-            } catch {
-                warn("cannot write the transfer log in \(config.stateDir): \(error)")
-                break
-            }
-        }
-        return Outcome(kind: main.source.kind, source: label, bytes: total, seconds: result.seconds, resumedFrom: 0)
     }
 }

@@ -105,58 +105,68 @@ public struct FetchJob: Sendable {
         let board = showsProgress ? ProgressBoard() : self.board
         let line = ProgressLine(fileName: fileName, total: expectation.knownSize)
         let drawing = board.map { board in Task { await line.run(board: board) } }
+        var delivery: Delivery?
+        var changes: [HealthChange]
+        var reasons: [String] = []
         if case .exact(let record) = expectation, let fileCID = indexed?.cid,
            let segmented = await fetchSegmented(
-               record: record, fileCID: fileCID, mapping: mapping, down: health.down(now: now), workspace: workspace,
-               board: board) {
-            drawing?.cancel()
-            await drawing?.value
-            await Self.finish([choice?.refresh, indexRefresh].compactMap { $0 }, within: 0.5)
-            keepsPrefix = false
-            return try completeSegmented(
-                segmented, fileName: fileName, workspace: workspace, state: state, now: now,
-                line: showsProgress ? line : nil)
+               record: record, fileCID: fileCID, mapping: mapping, down: reader.down, workspace: workspace, board: board) {
+            delivery = segmented.delivery(fileName: fileName, now: now)
+            changes = segmented.healthChanges
+        } else {
+            let race = FetchRace(
+                ipfs: ipfs, chain: chain, expectation: expectation, workspace: workspace,
+                timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
+                hedgeDelay: config.hedgeDelay, board: board)
+            let result = await race.run()
+            changes = Self.healthChanges(result)
+            reasons = result.failures.filter { !$0.wasCancelled }.map { "\($0.source.label): \($0.error)" }
+            delivery = result.winner.map { winner in
+                let outcome = Outcome(
+                    kind: winner.source.kind, source: winner.source.label, bytes: winner.file.size,
+                    seconds: winner.seconds, resumedFrom: winner.file.resumedFrom)
+                return Delivery(path: winner.file.path, outcome: outcome, logEntries: [TransferLogEntry(
+                    time: now, file: fileName, bytes: outcome.bytes - outcome.resumedFrom, seconds: outcome.seconds,
+                    kind: outcome.kind, source: outcome.source)])
+            }
         }
-        let race = FetchRace(
-            ipfs: ipfs, chain: chain, expectation: expectation, workspace: workspace,
-            timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
-            hedgeDelay: config.hedgeDelay, board: board)
-        let result = await race.run()
         drawing?.cancel()
         await drawing?.value
         // Work for the next calls gets a moment more, but never holds this one up for long.
         await Self.finish([choice?.refresh, indexRefresh].compactMap { $0 }, within: 0.5)
 
-        let changes = Self.healthChanges(result)
         do {
             try state?.updateHealth(changes, now: now)
         } catch {
             warn("cannot update source health in \(config.stateDir): \(error)")
         }
-        guard let winner = result.winner else {
+        guard let delivery else {
             if showsProgress { line.clear() }
-            let reasons = result.failures.filter { !$0.wasCancelled }.map { "\($0.source.label): \($0.error)" }
             throw FetchError.allSourcesFailed(
                 file: fileName, reasons: reasons.isEmpty ? ["no source is configured for it"] : reasons)
         }
         keepsPrefix = false  // a loser's partial file must not replace the winner
         do {
-            try workspace.promote(winner.file.path)
+            try workspace.promote(delivery.path)
         } catch {
             throw FetchError.system(error)
         }
-        let outcome = Outcome(
-            kind: winner.source.kind, source: winner.source.label, bytes: winner.file.size,
-            seconds: winner.seconds, resumedFrom: winner.file.resumedFrom)
+        let outcome = delivery.outcome
         if showsProgress { line.finish(bytes: outcome.bytes, seconds: outcome.seconds, source: outcome.source) }
         do {
-            try state?.log(TransferLogEntry(
-                time: now, file: fileName, bytes: outcome.bytes - outcome.resumedFrom, seconds: outcome.seconds,
-                kind: outcome.kind, source: outcome.source))
+            for entry in delivery.logEntries { try state?.log(entry) }
         } catch {
             warn("cannot write the transfer log in \(config.stateDir): \(error)")
         }
         return outcome
+    }
+
+    /// A verified file ready to become the output, and what the transfer log gets for it (one
+    /// line per source that sent part of it).
+    struct Delivery: Sendable {
+        var path: String
+        var outcome: Outcome
+        var logEntries: [TransferLogEntry]
     }
 
     /// The freshness guard for a database: the root's `lastupdate` (read once per root and

@@ -19,9 +19,9 @@ public struct CacheLookup: Sendable {
                 continue
             }
             for (name, record) in records.sorted(by: { $0.key < $1.key }) {
-                guard PathSafety.isSafeSegment(record.fileName),
-                      let directory = pacman.cacheDirs.first(where: { FileSystem.fileSize($0 + record.fileName) != nil })
+                guard PathSafety.isSafeSegment(record.fileName), let cached = pacman.cachedPath(of: record.fileName)
                 else { continue }
+                let directory = String(cached.dropLast(record.fileName.count))
                 remaining.remove(name)
                 for file in [record.fileName, record.fileName + ".sig"] where FileSystem.fileSize(directory + file) != nil {
                     targets.append(SeedTarget(

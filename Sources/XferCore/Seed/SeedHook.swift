@@ -56,9 +56,7 @@ public struct SeedHook: Sendable {
         guard length > 0 else { throw .cannotStartWorker("cannot find its own executable") }
         let executable = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let arguments = [executable, "seed", "--work"] + (configPath.map { ["--config", $0] } ?? [])
-        var argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        guard xfer_spawn_detached(&argv, log) == 0 else {
+        guard ChildProcess.withCStrings(arguments, { xfer_spawn_detached($0, log) }) == 0 else {
             throw .cannotStartWorker(String(cString: strerror(errno)))
         }
     }

@@ -55,32 +55,12 @@ struct RangeSource: Sendable {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(length)
             for leaf in leaves {
-                let receiver = MemoryReceiver(limit: CARReader.maximumBlockSize)
-                let request = TransferRequest(
-                    url: "\(gateway)/ipfs/\(leaf.cid)?format=raw", connectTimeout: timeouts.connect,
-                    stallTimeout: timeouts.stall, headers: ["Accept: application/vnd.ipld.raw"], userAgent: userAgent)
-                _ = try await CurlMulti.shared.perform(request, into: receiver)
-                guard receiver.bytes.withUnsafeBytes({ leaf.cid.matches($0) }) else { throw Failure.badBlock(leaf.cid) }
-                bytes += try Self.content(ofLeaf: receiver.bytes, cid: leaf.cid)
+                let block = try await TrustlessGatewaySource.rawBlock(
+                    leaf.cid, from: gateway, timeouts: timeouts, userAgent: userAgent)
+                guard block.withUnsafeBytes({ leaf.cid.matches($0) }) else { throw Failure.badBlock(leaf.cid) }
+                bytes += try FileLayout.content(ofLeafBlock: block, cid: leaf.cid)
             }
             return bytes
         }
-    }
-
-    /// A verified leaf block's file bytes: the block itself when raw, the UnixFS data of a dag-pb leaf.
-    static func content(ofLeaf block: [UInt8], cid: CID) throws -> [UInt8] {
-        guard cid.codec == .dagPB else { return block }
-        guard let data = try PBNode(decoding: block[...]).data else { throw Failure.badBlock(cid) }
-        return try UnixFSData(decoding: data[...]).data ?? []
-    }
-
-    /// One block of the file's DAG, from `gateway` (checked by the caller).
-    static func block(_ cid: CID, gateway: String, timeouts: Timeouts, userAgent: String?) async throws -> [UInt8] {
-        let receiver = MemoryReceiver(limit: CARReader.maximumBlockSize)
-        let request = TransferRequest(
-            url: "\(gateway)/ipfs/\(cid)?format=raw", connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
-            headers: ["Accept: application/vnd.ipld.raw"], userAgent: userAgent)
-        _ = try await CurlMulti.shared.perform(request, into: receiver)
-        return receiver.bytes
     }
 }

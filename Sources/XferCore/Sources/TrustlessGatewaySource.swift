@@ -69,12 +69,17 @@ public struct TrustlessGatewaySource: Source {
             throw error
         }
         while let next = walk.nextNeeded {
-            let block = MemoryReceiver(limit: CARReader.maximumBlockSize)
-            let raw = TransferRequest(
-                url: "\(base)/ipfs/\(next)?format=raw", connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
-                headers: ["Accept: application/vnd.ipld.raw"], userAgent: userAgent)
-            _ = try await CurlMulti.shared.perform(raw, into: block)
-            try walk.provide(block.bytes, for: next)
+            try walk.provide(try await rawBlock(next, from: base, timeouts: timeouts, userAgent: userAgent), for: next)
         }
+    }
+
+    /// One block as `?format=raw` (at most a CAR block's size); the caller checks it against `cid`.
+    static func rawBlock(_ cid: CID, from base: String, timeouts: Timeouts, userAgent: String?) async throws -> [UInt8] {
+        let block = MemoryReceiver(limit: CARReader.maximumBlockSize)
+        let request = TransferRequest(
+            url: "\(base)/ipfs/\(cid)?format=raw", connectTimeout: timeouts.connect, stallTimeout: timeouts.stall,
+            headers: ["Accept: application/vnd.ipld.raw"], userAgent: userAgent)
+        _ = try await CurlMulti.shared.perform(request, into: block)
+        return block.bytes
     }
 }

@@ -112,9 +112,8 @@ public struct PacmanSync: Sendable {
     /// pacman.conf as the arguments select it, with their `--dbpath` and `--cachedir`.
     func pacmanConfig(_ parsed: PacmanArguments) -> PacmanConfig {
         var pacman = PacmanConfig(path: parsed.configFile ?? config.pacmanConfig)
-        func directory(_ value: String) -> String { value.hasSuffix("/") ? value : value + "/" }
-        if let dbPath = parsed.dbPath { pacman.dbPath = directory(dbPath) }
-        if !parsed.cacheDirs.isEmpty { pacman.cacheDirs = parsed.cacheDirs.map(directory) }
+        if let dbPath = parsed.dbPath { pacman.dbPath = PacmanConfig.directory(dbPath) }
+        if !parsed.cacheDirs.isEmpty { pacman.cacheDirs = parsed.cacheDirs.map(PacmanConfig.directory) }
         return pacman
     }
 

@@ -84,34 +84,29 @@ public struct TransactionPrefetch: Sendable {
             }
             let record = records[entry.repo]?[fileName]
             let wantsSignature = pacman.wantsPackageSignatures(repo: entry.repo)
+            // pacman lists a package it has cached by its path there; it is checked here, and
+            // what is fetched comes from the repo's first mirror.
             var url = entry.url
-            if url.hasPrefix("file://") {
-                if let record, isCached(record) {
-                    plan.cached += 1
-                    if wantsSignature && cachedPath(fileName + ".sig") == nil, let server = mirrorlist.servers.first {
-                        let sig = server.url(repo: entry.repo, arch: pacman.architecture, file: fileName + ".sig")
-                        plan.items.append(Item(url: sig, fileName: fileName + ".sig", expectation: .signature))
-                    }
-                    continue
-                }
+            let isListedAsCached = url.hasPrefix("file://")
+            let alreadyCached = isListedAsCached && record.map(isCached) == true
+            if alreadyCached { plan.cached += 1 }
+            if isListedAsCached {
                 guard let server = mirrorlist.servers.first else { continue }  // pacman deals with it
                 url = server.url(repo: entry.repo, arch: pacman.architecture, file: fileName)
             }
-            plan.items.append(Item(url: url, fileName: fileName, expectation: record.map(Expectation.exact) ?? .complete))
-            if wantsSignature {
+            if !alreadyCached {
+                plan.items.append(Item(url: url, fileName: fileName, expectation: record.map(Expectation.exact) ?? .complete))
+            }
+            if wantsSignature && (!alreadyCached || pacman.cachedPath(of: fileName + ".sig") == nil) {
                 plan.items.append(Item(url: url + ".sig", fileName: fileName + ".sig", expectation: .signature))
             }
         }
         return plan
     }
 
-    private func cachedPath(_ fileName: String) -> String? {
-        pacman.cacheDirs.lazy.map { $0 + fileName }.first { FileSystem.fileSize($0) != nil }
-    }
-
     /// True when a CacheDir holds the package with its size and SHA-256.
     private func isCached(_ record: PackageRecord) -> Bool {
-        guard let path = cachedPath(record.fileName), FileSystem.fileSize(path) == record.size else { return false }
+        guard let path = pacman.cachedPath(of: record.fileName), FileSystem.fileSize(path) == record.size else { return false }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -67,8 +67,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .standin import NO_PROXY, TrackingHTTPServer
 
 DNS_MESSAGE = "application/dns-message"
 MAX_MESSAGE = 65535
@@ -421,32 +423,6 @@ class DoHHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class _Server(ThreadingHTTPServer):
-    """The listening server; remembers open connections for ``down``."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def track(self, conn: socket.socket, add: bool) -> None:
-        with self._conns_lock:
-            (self._conns.add if add else self._conns.discard)(conn)
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 class DoHServer:
     """A DoH stand-in forwarding to ``upstream`` (see the module docstring)."""
 
@@ -460,7 +436,7 @@ class DoHServer:
         self.path = path
         self.upstream_timeout = upstream_timeout
         self._port = port
-        self._server: _Server | None = None
+        self._server: TrackingHTTPServer | None = None
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
         self._next_id = 1
@@ -517,7 +493,7 @@ class DoHServer:
             deadline = time.monotonic() + 5
             while True:
                 try:
-                    server = _Server(("127.0.0.1", self._port), handler)
+                    server = TrackingHTTPServer(("127.0.0.1", self._port), handler)
                     break
                 except OSError:
                     if not self._port or time.monotonic() > deadline:
@@ -615,9 +591,8 @@ def doh_request(url: str, method: str = "GET", body: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
     """One HTTP exchange: (status, lower-cased headers, body); HTTP errors are returned, not raised."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=timeout) as reply:
+        with NO_PROXY.open(request, timeout=timeout) as reply:
             return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read()
     except urllib.error.HTTPError as exc:
         with exc:

@@ -61,12 +61,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -75,6 +73,7 @@ from .cid import CID, CIDError
 from .faults import CutConnection, Fault, FaultError, FaultTable, Throttle
 from . import ipnsroutes, trustless
 from .procutil import die_with_parent, free_port, harness_env, stop_process, wait_for_file  # noqa: F401 (free_port re-exported)
+from .standin import StandinControl, TrackingHTTPServer
 from .unixfs import InvalidDAG, Node, NotADirectory, PathNotFound, SymlinkInPath, UnixFS
 
 IMMUTABLE_CACHE = "public, max-age=29030400, immutable"
@@ -611,18 +610,10 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
             entry["bytes"] += len(data)
 
 
-class GatewayServer(ThreadingHTTPServer):
-    """Threading HTTP server bound to 127.0.0.1."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-
-def make_server(app: GatewayApp, port: int = 0, host: str = "127.0.0.1") -> GatewayServer:
+def make_server(app: GatewayApp, port: int = 0, host: str = "127.0.0.1") -> TrackingHTTPServer:
     """Create (and bind) a server for ``app``."""
     handler = type("BoundGatewayRequestHandler", (GatewayRequestHandler,), {"app": app})
-    return GatewayServer((host, port), handler)
+    return TrackingHTTPServer((host, port), handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -660,10 +651,7 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------
 # test-side helper
 # ----------------------------------------------------------------------------
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send test traffic to a proxy
-
-
-class Gateway(ipnsroutes.IpnsControl):
+class Gateway(StandinControl, ipnsroutes.IpnsControl):
     """Runs the stand-in gateway in a subprocess and controls it.
 
     Usage::
@@ -672,7 +660,9 @@ class Gateway(ipnsroutes.IpnsControl):
             urllib.request.urlopen(gw.ipfs_url(root_cid, "core/os/x86_64/core.db"))
             gw.set_fault("stall-body", match=".pkg.tar.zst", times=1, after=65536)
             gw.clear_faults()
-            gw.log()
+            gw.log()   # method, path, range, status, bytes, fault, format, done (CARs: blocks)
+
+    Fault modes: see :mod:`harness.faults`.
     """
 
     def __init__(
@@ -760,39 +750,10 @@ class Gateway(ipnsroutes.IpnsControl):
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _control(self, method: str, path: str, payload: Any = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with _NO_PROXY.open(req, timeout=10) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise ValueError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from None
-
-    def set_fault(self, mode: str, match: str = "", times: int | None = None, **params: Any) -> dict:
-        """Add a fault rule (see :mod:`harness.faults`); returns the stored rule."""
-        spec = {"mode": mode, "match": match, **params}
-        if times is not None:
-            spec["times"] = times
-        return self._control("POST", "/_standin/faults", spec)
-
-    def clear_faults(self) -> int:
-        """Remove every fault rule and release hung requests."""
-        return self._control("DELETE", "/_standin/faults")["cleared"]
-
-    def faults(self) -> list[dict]:
-        """Current fault rules with hit counts."""
-        return self._control("GET", "/_standin/faults")
-
-    def log(self) -> list[dict]:
-        """Requests served so far: method, path, range, status, bytes, fault, format, done (CARs: blocks)."""
-        return self._control("GET", "/_standin/log")
-
-    def clear_log(self) -> None:
-        """Forget the request log."""
-        self._control("DELETE", "/_standin/log")
+    @property
+    def control_url(self) -> str:
+        """The control endpoints are on the gateway's own port."""
+        return self.url
 
 
 if __name__ == "__main__":

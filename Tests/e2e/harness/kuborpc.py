@@ -180,7 +180,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -188,7 +188,9 @@ from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
 from .car import CARError, _cbor
 from .cid import CID, CIDError, b58decode, read_varint, write_varint
 from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_table, strip_ipns
+from .faults import Fault, FaultError
 from .procutil import die_with_parent, harness_env, stop_process, wait_for_file
+from .standin import NO_PROXY, StandinControl, TrackingHTTPServer
 
 #: The largest request body read (a mirror's first publish is one CAR of its whole size).
 MAX_BODY = 8 << 30
@@ -196,7 +198,6 @@ MAX_BODY = 8 << 30
 KUBO_VERSION = "0.22.0"
 #: The stand-in node's identity without ``peer_key`` (an Ed25519 peer ID whose private key it lacks).
 DEFAULT_PEER_ID = "12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d"
-MAX_HANG_SECONDS = 120.0
 FAULT_MODES = ("down", "hang", "error", "delay", "reset")
 #: When a ``reset`` fault kills the connection (see :class:`RpcFault`).
 RESET_WHEN = ("request", "before", "after", "headers")
@@ -1712,22 +1713,8 @@ def run_name_publish(app: "RpcApp", call: Call) -> Any:
 # ----------------------------------------------------------------------------
 # faults
 # ----------------------------------------------------------------------------
-class FaultError(ValueError):
-    """An invalid fault rule."""
-
-
-@dataclass
-class RpcFault:
-    """One fault rule of the RPC stand-in."""
-
-    mode: str
-    match: str = ""
-    times: int | None = None
-    method: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    id: int = 0
-    hits: int = 0
-    released: threading.Event = field(default_factory=threading.Event, repr=False)
+class RpcFault(Fault):
+    """One fault rule of the RPC stand-in: the gateway's rule, with the RPC's own modes."""
 
     @classmethod
     def from_json(cls, spec: Any) -> "RpcFault":
@@ -1755,19 +1742,6 @@ class RpcFault:
                 raise FaultError("bytes must be a non-negative integer")
         return cls(mode=mode, match=str(spec.pop("match", "") or ""), times=times, method=spec.pop("method", None),
                    params=spec)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON view with the hit count."""
-        out = {"id": self.id, "mode": self.mode, "match": self.match, "times": self.times, "hits": self.hits}
-        if self.method:
-            out["method"] = self.method
-        out.update(self.params)
-        return out
-
-    def wait(self, seconds: float | None = None) -> bool:
-        """Block until released or the time is up; True if released."""
-        cap = min(float(self.params.get("max_seconds", MAX_HANG_SECONDS)), MAX_HANG_SECONDS)
-        return self.released.wait(cap if seconds is None else min(seconds, cap))
 
 
 class RpcFaultTable:
@@ -2251,35 +2225,6 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class RpcServer(ThreadingHTTPServer):
-    """The RPC port's server; remembers open connections."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        """Bind and start tracking connections."""
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def track(self, conn: socket.socket, add: bool) -> None:
-        """Add or remove an open connection."""
-        with self._conns_lock:
-            (self._conns.add if add else self._conns.discard)(conn)
-
-    def close_connections(self) -> None:
-        """Shut down every open connection (kubo went away)."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 class RpcListener:
     """Starts and stops the RPC port's server on a fixed port (``down``/``up``)."""
 
@@ -2287,7 +2232,7 @@ class RpcListener:
         """Bind now (port 0 picks one, kept for later ``up``)."""
         self.app = app
         self._lock = threading.Lock()
-        self.server: RpcServer | None = None
+        self.server: TrackingHTTPServer | None = None
         self.port = port
         self.up()
 
@@ -2300,7 +2245,7 @@ class RpcListener:
             deadline = time.monotonic() + 5
             while True:
                 try:
-                    server = RpcServer(("127.0.0.1", self.port), handler)
+                    server = TrackingHTTPServer(("127.0.0.1", self.port), handler)
                     break
                 except OSError:
                     if self.port == 0 or time.monotonic() > deadline:
@@ -2458,13 +2403,6 @@ class ControlHandler(BaseHTTPRequestHandler):
         return 404, {"error": f"no control route {method} {path}"}
 
 
-class ControlServer(ThreadingHTTPServer):
-    """Control port server."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: serve until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(prog="python3 -m harness.kuborpc", description=__doc__.split("\n")[0])
@@ -2495,8 +2433,8 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(plugin, "register"):
             plugin.register(app)
     app.listener = RpcListener(app, args.port)
-    control = ControlServer(("127.0.0.1", args.control_port),
-                            type("BoundControlHandler", (ControlHandler,), {"app": app}))
+    control = TrackingHTTPServer(("127.0.0.1", args.control_port),
+                                 type("BoundControlHandler", (ControlHandler,), {"app": app}))
 
     def stop(signum: int, frame: Any) -> None:
         app.stopping.set()
@@ -2519,9 +2457,6 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------
 # test-side helper
 # ----------------------------------------------------------------------------
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 @dataclass
 class RpcReply:
     """Status, headers (lower-case names), body and trailers (lower-case) of one RPC exchange."""
@@ -2585,7 +2520,7 @@ def http_exchange(port: int, method: str, target: str, headers: dict[str, str] |
     return RpcReply(status, hdrs, rest, trailers)
 
 
-class KuboRPC:
+class KuboRPC(StandinControl):
     """Runs the stand-in kubo RPC in a subprocess and controls it.
 
     Usage::
@@ -2596,6 +2531,11 @@ class KuboRPC:
             rpc.set_fault("hang", match="name/resolve")
             rpc.down(); rpc.up()
             rpc.log()
+
+    Fault modes (:meth:`set_fault`): ``down``, ``hang``, ``error`` (``code``, ``message``), ``delay``
+    (``seconds``) or ``reset`` (``when``: ``request`` after ``bytes`` of the body, ``before`` the command
+    runs, ``after`` it ran, ``headers`` after the status line, headers and half the body). The log's
+    entries: id, time, method, path, target, query, command, args, status, fault, done.
     """
 
     def __init__(
@@ -2726,16 +2666,10 @@ class KuboRPC:
         self.stop()
 
     # -- control
-    def _control(self, method: str, path: str, payload: Any = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.control_port}{path}", data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with _NO_PROXY.open(req, timeout=10) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise ValueError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from None
+    @property
+    def control_url(self) -> str:
+        """The control port's base URL."""
+        return f"http://127.0.0.1:{self.control_port}"
 
     def set_name(self, name: str, path: str | None) -> dict:
         """``name/resolve`` of ``name`` (the text after ``/ipns/``, any form) answers ``path``; None removes."""
@@ -2749,23 +2683,6 @@ class KuboRPC:
         """Forget every name."""
         return self._control("DELETE", "/_standin/names")["cleared"]
 
-    def set_fault(self, mode: str, match: str = "", times: int | None = None, **params: Any) -> dict:
-        """Add a fault: ``down``, ``hang``, ``error`` (``code``, ``message``), ``delay`` (``seconds``) or
-        ``reset`` (``when``: ``request`` after ``bytes`` of the body, ``before`` the command runs,
-        ``after`` it ran, ``headers`` after the status line, headers and half the body)."""
-        spec = {"mode": mode, "match": match, **params}
-        if times is not None:
-            spec["times"] = times
-        return self._control("POST", "/_standin/faults", spec)
-
-    def clear_faults(self) -> int:
-        """Remove every fault, release hung requests, listen again if down."""
-        return self._control("DELETE", "/_standin/faults")["cleared"]
-
-    def faults(self) -> list[dict]:
-        """Current fault rules with hit counts."""
-        return self._control("GET", "/_standin/faults")
-
     def down(self) -> None:
         """Stop listening on the RPC port (connection refused) until :meth:`up` or :meth:`clear_faults`."""
         self._control("POST", "/_standin/down")
@@ -2778,14 +2695,6 @@ class KuboRPC:
     def listening(self) -> bool:
         """True while the RPC port accepts connections."""
         return self._control("GET", "/_standin/health")["listening"]
-
-    def log(self) -> list[dict]:
-        """Requests so far: id, time, method, path, target, query, command, args, status, fault, done."""
-        return self._control("GET", "/_standin/log")
-
-    def clear_log(self) -> None:
-        """Forget the request log."""
-        self._control("DELETE", "/_standin/log")
 
     def clear(self) -> None:
         """Reset: names, faults (listening again), log, command state, pins, provides, imports, command
@@ -2906,7 +2815,7 @@ class KuboRPC:
         url = url_or_path if url_or_path.startswith("http") else self.url + url_or_path
         req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
         try:
-            with _NO_PROXY.open(req, timeout=timeout) as resp:
+            with NO_PROXY.open(req, timeout=timeout) as resp:
                 return RpcReply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         except urllib.error.HTTPError as exc:
             return RpcReply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
