@@ -150,7 +150,9 @@ class Fault:
 
 
 class FaultTable:
-    """Thread-safe list of rules with ``times`` accounting."""
+    """Thread-safe list of rules with ``times`` accounting; ``rule`` is the rule type it builds."""
+
+    rule: type[Fault] = Fault
 
     def __init__(self) -> None:
         """Start with no rules."""
@@ -160,7 +162,7 @@ class FaultTable:
 
     def add(self, spec: dict[str, Any]) -> Fault:
         """Validate ``spec`` and append it as a new rule."""
-        fault = Fault.from_json(spec)
+        fault = self.rule.from_json(spec)
         with self._lock:
             fault.id = self._next_id
             self._next_id += 1
@@ -193,12 +195,18 @@ class FaultTable:
                     continue
                 if fault.method and fault.method.upper() != method.upper():
                     continue
-                if (fault.mode in CAR_MODES and fmt != "car") or (fault.mode in RAW_MODES and fmt != "raw"):
+                if self.skips(fault, fmt):
                     continue
                 if any(fault.match in t for t in targets):
                     fault.hits += 1
                     return fault
         return None
+
+
+    def skips(self, fault: Fault, fmt: str | None) -> bool:
+        """True for a rule that does not apply to requests of this format: CAR modes only match
+        ``car`` requests and ``raw-corrupt`` only ``raw`` ones."""
+        return (fault.mode in CAR_MODES and fmt != "car") or (fault.mode in RAW_MODES and fmt != "raw")
 
 
 class Throttle:

@@ -72,8 +72,8 @@ from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
 from .cid import CID, CIDError
 from .faults import CutConnection, Fault, FaultError, FaultTable, Throttle
 from . import ipnsroutes, trustless
-from .procutil import die_with_parent, free_port, harness_env, stop_process, wait_for_file  # noqa: F401 (free_port re-exported)
-from .standin import StandinControl, TrackingHTTPServer
+from .procutil import die_with_parent, free_port, harness_env, wait_for_file  # noqa: F401 (free_port re-exported)
+from .standin import StandinControl, StandinProcess, TrackingHTTPServer
 from .unixfs import InvalidDAG, Node, NotADirectory, PathNotFound, SymlinkInPath, UnixFS
 
 IMMUTABLE_CACHE = "public, max-age=29030400, immutable"
@@ -651,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------
 # test-side helper
 # ----------------------------------------------------------------------------
-class Gateway(StandinControl, ipnsroutes.IpnsControl):
+class Gateway(StandinProcess, StandinControl, ipnsroutes.IpnsControl):
     """Runs the stand-in gateway in a subprocess and controls it.
 
     Usage::
@@ -734,21 +734,6 @@ class Gateway(StandinControl, ipnsroutes.IpnsControl):
             self.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        """Stop the subprocess (releases any hung requests)."""
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def __enter__(self) -> "Gateway":
-        return self.start() if self.proc is None else self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     @property
     def control_url(self) -> str:

@@ -188,9 +188,9 @@ from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
 from .car import CARError, _cbor
 from .cid import CID, CIDError, b58decode, read_varint, write_varint
 from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_table, strip_ipns
-from .faults import Fault, FaultError
-from .procutil import die_with_parent, harness_env, stop_process, wait_for_file
-from .standin import NO_PROXY, StandinControl, TrackingHTTPServer
+from .faults import Fault, FaultError, FaultTable
+from .procutil import die_with_parent, harness_env, wait_for_file
+from .standin import NO_PROXY, StandinControl, StandinProcess, TrackingHTTPServer
 
 #: The largest request body read (a mirror's first publish is one CAR of its whole size).
 MAX_BODY = 8 << 30
@@ -1744,50 +1744,14 @@ class RpcFault(Fault):
                    params=spec)
 
 
-class RpcFaultTable:
-    """Thread-safe rules with ``times`` accounting (``down`` rules are state, not per request)."""
+class RpcFaultTable(FaultTable):
+    """The RPC stand-in's rules; ``down`` rules are state (the port closed), not per request."""
 
-    def __init__(self) -> None:
-        """No rules."""
-        self._lock = threading.Lock()
-        self._faults: list[RpcFault] = []
-        self._next = 1
+    rule = RpcFault
 
-    def add(self, fault: RpcFault) -> RpcFault:
-        """Append a validated rule."""
-        with self._lock:
-            fault.id = self._next
-            self._next += 1
-            self._faults.append(fault)
-        return fault
-
-    def clear(self) -> int:
-        """Drop every rule and release the requests they hold."""
-        with self._lock:
-            faults, self._faults = self._faults, []
-        for fault in faults:
-            fault.released.set()
-        return len(faults)
-
-    def list(self) -> list[dict[str, Any]]:
-        """JSON view of the rules."""
-        with self._lock:
-            return [f.to_json() for f in self._faults]
-
-    def select(self, method: str, targets: tuple[str, ...]) -> RpcFault | None:
-        """First live per-request rule matching the request; counts the hit."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.mode == "down":
-                    continue
-                if fault.times is not None and fault.hits >= fault.times:
-                    continue
-                if fault.method and fault.method.upper() != method.upper():
-                    continue
-                if any(fault.match in t for t in targets):
-                    fault.hits += 1
-                    return fault
-        return None
+    def skips(self, fault: Fault, fmt: str | None) -> bool:
+        """``down`` rules never match a request."""
+        return fault.mode == "down"
 
 
 # ----------------------------------------------------------------------------
@@ -2328,7 +2292,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             spec = json.loads(body or b"null")
             added = []
             for item in spec if isinstance(spec, list) else [spec]:
-                fault = app.faults.add(RpcFault.from_json(item))
+                fault = app.faults.add(item)
                 if fault.mode == "down":
                     app.down()
                 added.append(fault.to_json())
@@ -2520,7 +2484,7 @@ def http_exchange(port: int, method: str, target: str, headers: dict[str, str] |
     return RpcReply(status, hdrs, rest, trailers)
 
 
-class KuboRPC(StandinControl):
+class KuboRPC(StandinProcess, StandinControl):
     """Runs the stand-in kubo RPC in a subprocess and controls it.
 
     Usage::
@@ -2649,21 +2613,6 @@ class KuboRPC(StandinControl):
             raise
         self.port, self.control_port = ports["port"], ports["control_port"]
         return self
-
-    def stop(self) -> None:
-        """Stop the subprocess (releases hung requests)."""
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def __enter__(self) -> "KuboRPC":
-        return self.start() if self.proc is None else self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     # -- control
     @property

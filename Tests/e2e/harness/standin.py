@@ -1,17 +1,20 @@
 """Pieces every HTTP stand-in shares: the server side (a threading server that can cut all its
-connections at once) and the test side (the ``/_standin/…`` control calls for faults and the
-request log).
+connections at once) and the test side (the subprocess's lifetime, and the ``/_standin/…`` control
+calls for faults and the request log).
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import urllib.error
 import urllib.request
 from http.server import ThreadingHTTPServer
 from typing import Any
+
+from .procutil import stop_process
 
 #: Never send test traffic to a proxy.
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -45,6 +48,33 @@ class TrackingHTTPServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class StandinProcess:
+    """A stand-in run as a subprocess: the subclass's ``start`` sets ``proc`` (and ``_stderr``, the
+    file its stderr goes to); ``stop`` ends it, and the object is a context manager."""
+
+    proc: subprocess.Popen | None = None
+    _stderr: Any = None
+
+    def start(self) -> Any:
+        """Start the subprocess and wait until it serves; returns self."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the subprocess (releases any hung requests)."""
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> Any:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
 
 class StandinControl:
