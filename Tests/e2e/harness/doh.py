@@ -67,10 +67,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .standin import NO_PROXY, TrackingHTTPServer
+from .standin import NO_PROXY, TrackedRequestHandler, TrackingHTTPServer
 
 DNS_MESSAGE = "application/dns-message"
 MAX_MESSAGE = 65535
@@ -283,7 +282,7 @@ class _Refusal(Exception):
         self.headers = headers
 
 
-class DoHHandler(BaseHTTPRequestHandler):
+class DoHHandler(TrackedRequestHandler):
     """One DoH connection (HTTP/1.1 keep-alive)."""
 
     protocol_version = "HTTP/1.1"
@@ -293,18 +292,6 @@ class DoHHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Quiet: the request log is :meth:`DoHServer.log`."""
-
-    def setup(self) -> None:
-        """Track the connection so ``down`` can shut it."""
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        """Untrack the connection."""
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
 
     def do_GET(self) -> None:  # noqa: N802
         """Every method goes through one dispatcher."""

@@ -190,7 +190,7 @@ from .cid import CID, CIDError, b58decode, read_varint, write_varint
 from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_table, strip_ipns
 from .faults import Fault, FaultError, FaultTable
 from .procutil import die_with_parent, harness_env, wait_for_file
-from .standin import NO_PROXY, StandinControl, StandinProcess, TrackingHTTPServer
+from .standin import NO_PROXY, StandinControl, StandinProcess, TrackedRequestHandler, TrackingHTTPServer
 
 #: The largest request body read (a mirror's first publish is one CAR of its whole size).
 MAX_BODY = 8 << 30
@@ -1993,7 +1993,7 @@ class _Abort(Exception):
     """Close the connection without answering."""
 
 
-class RpcRequestHandler(BaseHTTPRequestHandler):
+class RpcRequestHandler(TrackedRequestHandler):
     """The RPC port: kubo's rules, faults, log."""
 
     protocol_version = "HTTP/1.1"
@@ -2005,18 +2005,6 @@ class RpcRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Access lines to stderr (a file, via the helper)."""
         sys.stderr.write("rpc %s - %s\n" % (self.address_string(), format % args))
-
-    def setup(self) -> None:
-        """Track the connection so ``down`` can close it."""
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        """Untrack the connection."""
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
 
     def do_POST(self) -> None:  # noqa: N802
         """Every method goes through the same dispatcher."""

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .procutil import stop_process
@@ -48,6 +48,22 @@ class TrackingHTTPServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class TrackedRequestHandler(BaseHTTPRequestHandler):
+    """A request handler whose connection its :class:`TrackingHTTPServer` can cut while it runs."""
+
+    def setup(self) -> None:
+        """Track the connection."""
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        """Untrack the connection."""
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
 
 
 class StandinProcess:
