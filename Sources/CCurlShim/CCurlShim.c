@@ -51,3 +51,15 @@ CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) 
 long ccurl_global_default(void) {
     return CURL_GLOBAL_DEFAULT;
 }
+
+CURLcode ccurl_easy_unpause(CURL *handle) {
+    return curl_easy_pause(handle, CURLPAUSE_CONT);
+}
+
+size_t ccurl_readfunc_pause(void) {
+    return CURL_READFUNC_PAUSE;
+}
+
+size_t ccurl_readfunc_abort(void) {
+    return CURL_READFUNC_ABORT;
+}

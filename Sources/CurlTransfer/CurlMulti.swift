@@ -90,7 +90,18 @@ public final class CurlMulti: Sendable {
                 curl_multi_remove_handle(multi, easy)
                 transfer.finish(code: code)
             }
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            pollAndResumeUploads(active)
+        }
+    }
+
+    /// Waits for libcurl's sockets, and for the streams of uploads paused until their writer
+    /// sends more; those whose stream became readable are resumed.
+    private func pollAndResumeUploads(_ active: [ObjectIdentifier: ActiveTransfer]) {
+        let paused = active.values.filter(\.uploadPaused)
+        var waits = paused.map { curl_waitfd(fd: $0.uploadFD, events: Int16(CURL_WAIT_POLLIN), revents: 0) }
+        curl_multi_poll(multi, &waits, UInt32(waits.count), 1000, nil)
+        for (transfer, wait) in zip(paused, waits) where wait.revents != 0 {
+            transfer.resumeUpload()
         }
     }
 }
@@ -110,6 +121,10 @@ private final class ActiveTransfer: @unchecked Sendable {
     private var began = false
     private var bytesReceived: Int64 = 0
     private var receiverError: (any Error)?
+    /// A streamed upload's descriptor (``MultipartFile/Source/stream(fd:)``), or -1.
+    private(set) var uploadFD: Int32 = -1
+    /// True while libcurl waits for the upload stream to become readable.
+    private(set) var uploadPaused = false
 
     init(request: TransferRequest, receiver: any TransferReceiver) {
         self.request = request
@@ -156,7 +171,17 @@ private final class ActiveTransfer: @unchecked Sendable {
             mime = curl_mime_init(easy)
             let part = curl_mime_addpart(mime)
             curl_mime_name(part, upload.field)
-            curl_mime_filedata(part, upload.path)
+            switch upload.source {
+            case .path(let path):
+                curl_mime_filedata(part, path)
+            case .stream(let fd):
+                uploadFD = fd
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                curl_mime_data_cb(part, -1, { buffer, size, count, userData in
+                    let transfer = Unmanaged<ActiveTransfer>.fromOpaque(userData!).takeUnretainedValue()
+                    return transfer.readUpload(into: buffer!, count: size * count)
+                }, nil, nil, me)
+            }
             curl_mime_filename(part, upload.fileName)
             curl_mime_type(part, upload.contentType)
             _ = ccurl_easy_setopt_pointer(easy, CURLOPT_MIMEPOST, UnsafeMutableRawPointer(mime))
@@ -175,6 +200,27 @@ private final class ActiveTransfer: @unchecked Sendable {
             _ = ccurl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, headerList)
         }
         return easy
+    }
+
+    /// The upload's read callback: what the stream has now, 0 at its end, or a pause until the
+    /// loop sees it readable again.
+    fileprivate func readUpload(into buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
+        while true {
+            let got = read(uploadFD, buffer, count)
+            if got >= 0 { return got }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK {
+                uploadPaused = true
+                return ccurl_readfunc_pause()
+            }
+            return ccurl_readfunc_abort()
+        }
+    }
+
+    /// Lets libcurl read the upload stream again.
+    fileprivate func resumeUpload() {
+        uploadPaused = false
+        _ = ccurl_easy_unpause(easy)
     }
 
     /// The write callback: check the head once, then pass the bytes on. False aborts the transfer.

@@ -39,18 +39,28 @@ public struct TransferRequest: Sendable {
     }
 }
 
-/// A file sent as a `multipart/form-data` part, read from disk while it is sent.
+/// A file sent as a `multipart/form-data` part: read from disk, or from a stream while it is sent.
 public struct MultipartFile: Sendable, Equatable {
+    /// Where the part's bytes come from.
+    public enum Source: Sendable, Equatable {
+        /// A file on disk.
+        case path(String)
+        /// The read end of a pipe or socket, read (without blocking) until its writer closes it;
+        /// the length is unknown, so the body goes out chunked. The caller owns the descriptor
+        /// and closes it once the transfer has ended.
+        case stream(fd: Int32)
+    }
+
     /// The form field's name.
     public var field: String
-    public var path: String
+    public var source: Source
     /// The file name the part announces.
     public var fileName: String
     public var contentType: String
 
-    public init(field: String, path: String, fileName: String, contentType: String) {
+    public init(field: String, source: Source, fileName: String, contentType: String) {
         self.field = field
-        self.path = path
+        self.source = source
         self.fileName = fileName
         self.contentType = contentType
     }

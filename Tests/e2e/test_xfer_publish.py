@@ -134,6 +134,33 @@ def test_republishing_after_a_1_percent_change_hashes_only_what_changed(
     assert len(node.rpc.log()) == calls
 
 
+def test_blocks_stream_to_kubo_and_an_import_cut_short_fails_cleanly(make_arch_mirror, publish_node, kubo_repo,
+                                                                     tmp_path):
+    mirror = make_arch_mirror(packages={"core": 20, "extra": 300, "multilib": 5})
+    node = publish_node
+    conf = node_config(tmp_path, node)
+    # kubo goes away after 64 KiB of the CAR: the publish stops at once with kubo's error, names
+    # nothing and leaves no state (the next run starts over).
+    node.rpc.set_fault("reset", match="dag/import", when="request", bytes=65536, times=1)
+    started = time.monotonic()
+    cut = publish(conf, mirror.root, timeout=120)
+    assert cut.returncode == 1 and time.monotonic() - started < 60
+    assert cut.stderr.count("\n") == 1 and "dag/import" in cut.stderr, cut.stderr
+    assert node.rpc.published() == {} and node.rpc.pins() == {}
+    assert [p.name for p in (tmp_path / "publish-state").iterdir()] == []
+    # The CAR goes out while the files are hashed: one chunked body (its length was unknown
+    # when sending began) whose header names the placeholder root, nothing spooled to disk.
+    done = report(publish(conf, mirror.root))
+    imports = [entry for entry in node.rpc.log() if entry["path"].startswith("/api/v0/dag/import")]
+    assert [entry["chunked"] for entry in imports] == [True, True]
+    assert node.rpc.imported()[-1]["roots"] == ["bafkqaaa"]
+    left = [p.name for p in (tmp_path / "publish-state").iterdir()]
+    assert len(left) == 1 and left[0].startswith("publish-") and not left[0].endswith(".car"), left
+    root = done["root"].removeprefix("/ipfs/")
+    assert_kubo_agrees(kubo_repo, mirror, node, root)
+    assert node.rpc.pins()[root]["type"] == "recursive"
+
+
 def test_a_dry_run_gives_the_root_and_touches_nothing(make_arch_mirror, publish_node, tmp_path):
     mirror = make_arch_mirror(packages={"core": 20, "extra": 20, "multilib": 5})
     node = publish_node

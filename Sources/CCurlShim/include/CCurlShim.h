@@ -24,5 +24,12 @@ CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 /// `CURL_GLOBAL_DEFAULT`, a macro of macros that Swift does not import.
 long ccurl_global_default(void);
 
+/// `curl_easy_pause(handle, CURLPAUSE_CONT)`: `CURLPAUSE_CONT` is a macro of macros.
+CURLcode ccurl_easy_unpause(CURL *handle);
+
+/// A read callback's `CURL_READFUNC_PAUSE` and `CURL_READFUNC_ABORT`, as `size_t`.
+size_t ccurl_readfunc_pause(void);
+size_t ccurl_readfunc_abort(void);
+
 
 #endif

@@ -1,11 +1,13 @@
 import Glibc
 import Synchronization
 
-/// Writes a CARv1 file block by block, as an import's ``BlockSink``.
+/// Writes a CARv1 block by block, as an import's ``BlockSink``: to a file, or streamed to a socket.
 ///
-/// The root is known only when the import ends, but the header comes first: it is written with
-/// a placeholder CID of the same length and patched in place by ``finish(root:)``. Blocks that
-/// appear twice are written once.
+/// The root is known only when the import ends, but the header comes first. A file's header is
+/// written with a placeholder CID of the same length and patched in place by ``finish(root:)``.
+/// A stream cannot be patched, so its header names ``streamPlaceholderRoot`` (kubo's `dag/import`
+/// with `pin-roots=false` reads the roots only to pin them). Blocks that appear twice are
+/// written once.
 public final class CARWriter: BlockSink, Sendable {
     /// Why the CAR could not be written.
     public struct WriteError: Error, CustomStringConvertible {
@@ -17,6 +19,10 @@ public final class CARWriter: BlockSink, Sendable {
         }
     }
 
+    /// The root a streamed CAR's header names: the identity CID of no bytes (`bafkqaaa`), the
+    /// usual "no root yet" placeholder, which every block store has.
+    public static let streamPlaceholderRoot = CID(version: 1, codec: .raw, hashCode: .identity, digest: [])
+
     private struct State {
         var fd: Int32
         var offset: Int64
@@ -26,6 +32,8 @@ public final class CARWriter: BlockSink, Sendable {
     private let path: String
     private let headerRootOffset: Int64
     private let rootByteCount: Int
+    /// True for a socket: writes use `send` (no SIGPIPE once the reader has gone).
+    private let isStream: Bool
     private let state: Mutex<State>
 
     /// Creates `path` for a DAG whose root CID will take `rootByteCount` bytes (34 for CIDv0,
@@ -35,6 +43,7 @@ public final class CARWriter: BlockSink, Sendable {
         guard fd >= 0 else { throw WriteError(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
         self.path = path
         self.rootByteCount = rootByteCount
+        isStream = false
         let header = Self.header(rootBytes: [UInt8](repeating: 0, count: rootByteCount))
         let prefix = Varint.encode(UInt64(header.count))
         // The CID bytes start after: map(1) "roots"(6) array(1) tag 42(2) bytes header(2) 0x00(1).
@@ -43,10 +52,29 @@ public final class CARWriter: BlockSink, Sendable {
         try append(prefix + header)
     }
 
+    /// Streams a CAR to the connected socket `socket` (not closed here), its header naming
+    /// ``streamPlaceholderRoot``. A write fails once the reading end has gone.
+    public init(streamingTo socket: Int32) throws {
+        path = "the CAR stream"
+        let rootBytes = Self.streamPlaceholderRoot.bytes
+        rootByteCount = rootBytes.count
+        isStream = true
+        headerRootOffset = 0
+        state = Mutex(State(fd: socket, offset: 0, seen: []))
+        let header = Self.header(rootBytes: rootBytes)
+        try append(Varint.encode(UInt64(header.count)) + header)
+    }
+
+    /// The bytes written so far, header included.
+    public var byteCount: Int64 {
+        state.withLock { $0.offset }
+    }
+
     /// The DAG-CBOR header `{roots: [root], version: 1}` (keys in length-first order).
     static func header(rootBytes: [UInt8]) -> [UInt8] {
         let cid = [0x00] + rootBytes
-        return [0xA2, 0x65] + Array("roots".utf8) + [0x81, 0xD8, 0x2A, 0x58, UInt8(cid.count)] + cid
+        let length: [UInt8] = cid.count < 24 ? [0x40 | UInt8(cid.count)] : [0x58, UInt8(cid.count)]  // shortest form
+        return [0xA2, 0x65] + Array("roots".utf8) + [0x81, 0xD8, 0x2A] + length + cid
             + [0x67] + Array("version".utf8) + [0x01]
     }
 
@@ -57,8 +85,9 @@ public final class CARWriter: BlockSink, Sendable {
         try append(Varint.encode(UInt64(identity.count + block.count)) + identity + block)
     }
 
-    /// Writes the real root into the header and closes the file.
+    /// Writes the real root into the header and closes the file (not for a stream).
     public func finish(root: CID) throws {
+        precondition(!isStream, "a streamed CAR's header is already sent")
         let bytes = root.bytes
         guard bytes.count == rootByteCount else {
             throw WriteError(message: "root \(root) does not fit the \(rootByteCount)-byte header slot")
@@ -73,7 +102,10 @@ public final class CARWriter: BlockSink, Sendable {
         try state.withLock { state in
             var written = 0
             while written < bytes.count {
-                let count = bytes.withUnsafeBytes { write(state.fd, $0.baseAddress! + written, bytes.count - written) }
+                let count = bytes.withUnsafeBytes { buffer in
+                    isStream ? send(state.fd, buffer.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL))
+                        : write(state.fd, buffer.baseAddress! + written, bytes.count - written)
+                }
                 if count < 0 && errno == EINTR { continue }
                 guard count > 0 else { throw WriteError(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
                 written += count

@@ -6,7 +6,8 @@ import IPFSData
 ///
 /// The DAG is built here with kubo's exact CIDs (``IPFSData``), hashing only files whose size,
 /// mtime or inode changed since the last run and rebuilding only directories whose entries
-/// changed. Only the new blocks go to kubo, as one CAR (`dag/import`); then the pin moves from
+/// changed. Only the new blocks go to kubo, streamed while they are made as one CAR
+/// (`dag/import`, see ``CARUpload``); then the pin moves from
 /// the last root to the new one (`pin/update`, keeping `keep` generations), the IPNS name is
 /// published and the root announced. A run is skipped when the mirror's `lastupdate` has not
 /// changed. The state is saved once the blocks are in kubo and pinned, and the name is
@@ -109,65 +110,28 @@ public struct MirrorPublisher: Sendable {
         } catch {
             throw .walk(error)
         }
-        let car = options.statePath + ".car"
-        defer { FileSystem.remove(car) }
-        let writer: CARWriter?
-        do {
-            writer = options.dryRun ? nil : try CARWriter(path: car, rootByteCount: options.parameters.cidVersion == 0 ? 34 : 36)
-        } catch {
-            throw .io("\(error)")
-        }
-        let sink: any BlockSink = writer ?? DiscardingSink()
-
-        // Files: reuse what did not change, hash the rest (each real file once) on every core.
-        let files = MirrorTree.files(tree)
-        var nodes: [String: ImportedNode] = [:]
-        var changed: [String: MirrorTree.File] = [:]
+        // Blocks stream to kubo while they are made (one dag/import, nothing spooled).
+        let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
         var next = PublishState()
         next.parameters = options.parameters
-        for file in files {
-            if let record = state.files[file.path], record.size == file.size, record.modified == file.modified,
-               record.inode == file.inode {
-                nodes[file.path] = record.node
-                report.filesReused += 1
-            } else {
-                changed[file.realPath] = file
-            }
-        }
-        let hashed = try await hash(Array(changed.values), sink: sink)
-        report.filesHashed = hashed.count
-        report.bytesHashed = changed.values.reduce(0) { $0 + $1.size }
-        for file in files where nodes[file.path] == nil { nodes[file.path] = hashed[file.realPath] }
-        for file in files {
-            next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: nodes[file.path]!)
-        }
-
-        // The index, then the directories bottom-up, reusing those whose entries are the same.
-        let index = try importIndex(files: files, nodes: nodes, sink: sink)
         let root: ImportedNode
         do {
-            root = try build(tree, nodes: nodes, index: index, sink: sink, state: state, next: &next, report: &report)
-        } catch let failure as Failure {
-            throw failure
+            root = try await buildDAG(tree, sink: upload?.writer ?? DiscardingSink(), state: state, next: &next, report: &report)
         } catch {
-            throw .io("\(error)")
+            if let kuboFailure = await upload?.abandon() { throw .kubo(kuboFailure) }
+            throw error
         }
         report.root = root.cid
-        guard let writer, let rpc else {
+        guard let upload, let rpc else {
             report.seconds = Monotonic.seconds(since: start)
             return report
         }
 
         // Blocks, pin, state; then the name.
-        do {
-            try writer.finish(root: root.cid)
-        } catch {
-            throw .io("\(error)")
-        }
-        report.bytesSent = FileSystem.fileSize(car) ?? 0
+        report.bytesSent = upload.writer.byteCount
         let waiting = Monotonic.nanoseconds()
         do {
-            try await rpc.importCAR(path: car)
+            try await upload.finish()
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
                 try await rpc.updatePin(from: previous.description, to: root.cid.description, unpin: options.keep <= 1)
             } else if state.root != root.cid {
@@ -189,6 +153,43 @@ public struct MirrorPublisher: Sendable {
         report.kuboSeconds = Monotonic.seconds(since: waiting)
         report.seconds = Monotonic.seconds(since: start)
         return report
+    }
+
+    /// Builds the mirror's DAG into `sink`: reuses the files and directories that did not change,
+    /// hashes the rest (each real file once) on every core, then the index and the directories.
+    private func buildDAG(
+        _ tree: MirrorTree.Node, sink: any BlockSink, state: PublishState, next: inout PublishState, report: inout Report
+    ) async throws(Failure) -> ImportedNode {
+        // Files: reuse what did not change, hash the rest (each real file once) on every core.
+        let files = MirrorTree.files(tree)
+        var nodes: [String: ImportedNode] = [:]
+        var changed: [String: MirrorTree.File] = [:]
+        for file in files {
+            if let record = state.files[file.path], record.size == file.size, record.modified == file.modified,
+               record.inode == file.inode {
+                nodes[file.path] = record.node
+                report.filesReused += 1
+            } else {
+                changed[file.realPath] = file
+            }
+        }
+        let hashed = try await hash(Array(changed.values), sink: sink)
+        report.filesHashed = hashed.count
+        report.bytesHashed = changed.values.reduce(0) { $0 + $1.size }
+        for file in files where nodes[file.path] == nil { nodes[file.path] = hashed[file.realPath] }
+        for file in files {
+            next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: nodes[file.path]!)
+        }
+
+        // The index, then the directories bottom-up, reusing those whose entries are the same.
+        let index = try importIndex(files: files, nodes: nodes, sink: sink)
+        do {
+            return try build(tree, nodes: nodes, index: index, sink: sink, state: state, next: &next, report: &report)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .io("\(error)")
+        }
     }
 
     /// Publishes `root` under the IPNS key, announces it, and records it in the state.

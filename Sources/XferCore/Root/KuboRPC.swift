@@ -52,9 +52,19 @@ public struct KuboRPC: Sendable {
 
     /// Imports the blocks of a CAR file (without pinning its roots).
     public func importCAR(path: String) async throws(Failure) {
+        try await importCAR(.path(path))
+    }
+
+    /// Imports the CAR read from `stream` (a socket or pipe) as it is written, until its writer
+    /// closes it; the caller closes `stream` afterwards.
+    public func importCAR(stream: Int32) async throws(Failure) {
+        try await importCAR(.stream(fd: stream))
+    }
+
+    private func importCAR(_ source: MultipartFile.Source) async throws(Failure) {
         // Without pin-roots there is no pin error to report; a failed import is an HTTP error.
         _ = try await call("dag/import", arguments: [], options: ["pin-roots": "false"],
-                           file: MultipartFile(field: "file", path: path, fileName: "blocks.car",
+                           file: MultipartFile(field: "file", source: source, fileName: "blocks.car",
                                                contentType: "application/vnd.ipld.car"))
     }
 

@@ -1896,6 +1896,7 @@ class RpcApp:
             "args": None,
             "status": None,
             "fault": fault.mode if fault else None,
+            "chunked": request.headers.get("Transfer-Encoding", "").lower() == "chunked",
             "done": False,
         }
         with self._lock:
@@ -2487,7 +2488,8 @@ class KuboRPC(StandinProcess, StandinControl):
     Fault modes (:meth:`set_fault`): ``down``, ``hang``, ``error`` (``code``, ``message``), ``delay``
     (``seconds``) or ``reset`` (``when``: ``request`` after ``bytes`` of the body, ``before`` the command
     runs, ``after`` it ran, ``headers`` after the status line, headers and half the body). The log's
-    entries: id, time, method, path, target, query, command, args, status, fault, done.
+    entries: id, time, method, path, target, query, command, args, status, fault, chunked (the body
+    came with ``Transfer-Encoding: chunked``), done.
     """
 
     def __init__(

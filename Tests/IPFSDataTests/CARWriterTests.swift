@@ -1,0 +1,84 @@
+import Foundation
+import Glibc
+import Testing
+@testable import IPFSData
+
+/// The CAR writer streaming to a socket, as the publisher's `dag/import` does.
+@Suite struct CARWriterTests {
+    /// Writes `blocks` (one twice) through a streamed CAR and returns what the reader got.
+    func streamed(_ blocks: [(CID, [UInt8])], closeReaderAfter limit: Int? = nil) throws -> (bytes: [UInt8], error: (any Error)?) {
+        var ends: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
+        let reader = Reader(fd: ends[0], limit: limit)
+        let thread = Thread { reader.run() }
+        thread.start()
+        var failure: (any Error)?
+        do {
+            let writer = try CARWriter(streamingTo: ends[1])
+            for (cid, block) in blocks + [blocks[0]] { try writer.put(cid, block) }
+        } catch {
+            failure = error
+        }
+        shutdown(ends[1], Int32(SHUT_WR))
+        reader.done.wait()
+        close(ends[0])
+        close(ends[1])
+        return (reader.bytes, failure)
+    }
+
+    /// Reads a socket to its end (or up to `limit` bytes, then shuts it).
+    final class Reader: @unchecked Sendable {
+        let fd: Int32
+        let limit: Int?
+        var bytes: [UInt8] = []
+        let done = DispatchSemaphore(value: 0)
+
+        init(fd: Int32, limit: Int?) {
+            self.fd = fd
+            self.limit = limit
+        }
+
+        func run() {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                if let limit, bytes.count >= limit {
+                    shutdown(fd, Int32(SHUT_RD))
+                    break
+                }
+                let count = read(fd, &buffer, buffer.count)
+                if count <= 0 { break }
+                bytes += buffer[..<count]
+            }
+            done.signal()
+        }
+    }
+
+    static func blocks(count: Int, size: Int) -> [(CID, [UInt8])] {
+        (0..<count).map { index in
+            let block = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
+            return (CID.hashing(block, codec: .raw, version: 1), block)
+        }
+    }
+
+    @Test func aStreamedCARNamesThePlaceholderRootAndHoldsEachBlockOnce() throws {
+        let blocks = Self.blocks(count: 40, size: 100_000)
+        let (bytes, failure) = try streamed(blocks)
+        #expect(failure == nil)
+        let path = NSTemporaryDirectory() + "stream-\(UUID().uuidString).car"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+        defer { unlink(path) }
+        let car = try CARReader(path: path)
+        #expect(car.roots == [CARWriter.streamPlaceholderRoot])
+        #expect(CARWriter.streamPlaceholderRoot.description == "bafkqaaa")
+        for (cid, block) in blocks { #expect(try car.block(cid) == block) }
+        let header = CARWriter.header(rootBytes: CARWriter.streamPlaceholderRoot.bytes)
+        let sections = blocks.reduce(0) { $0 + Varint.encode(UInt64($1.0.bytes.count + $1.1.count)).count + $1.0.bytes.count + $1.1.count }
+        #expect(bytes.count == Varint.encode(UInt64(header.count)).count + header.count + sections)  // no block twice
+    }
+
+    @Test func aWriterFailsOnceTheReaderHasGoneInsteadOfWaiting() throws {
+        let (bytes, failure) = try streamed(Self.blocks(count: 200, size: 100_000), closeReaderAfter: 300_000)
+        #expect(bytes.count >= 300_000 && bytes.count < 20_000_000)
+        #expect("\(failure.map { "\($0)" } ?? "")".contains("Broken pipe"))
+    }
+}
