@@ -52,7 +52,15 @@ import Testing
         state.files["core/os/x86_64/a.pkg"] = .init(size: 3, modified: 9, inode: 42,
                                                      node: ImportedNode(cid: cid, tsize: 14, fileSize: 3))
         state.directories[""] = .init(digest: "ab", node: ImportedNode(cid: cid, tsize: 100, fileSize: 0))
+        let shard = try CID("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn")
+        state.directories["pool"] = .init(digest: "cd", node: ImportedNode(cid: cid, tsize: 90, fileSize: 0),
+                                          shards: [shard, try CID("bafkqaaa")])
+        state.indexBlocks = [try CID("bafkqaaa"), shard]
         #expect(PublishState(text: state.text) == state)
+        #expect(state.knownBlocks == [cid, shard, try CID("bafkqaaa")])
+        // A state written before shards were kept reads as one with none (they are sent again).
+        let older = state.text.replacingOccurrences(of: "\t\(shard),bafkqaaa", with: "")
+        #expect(PublishState(text: older).directories["pool"]?.shards == [])
         let damaged = state.text.replacingOccurrences(of: "\t42\t", with: "\tforty-two\t") + "F\tbroken\n"
         var expected = state
         expected.files = [:]

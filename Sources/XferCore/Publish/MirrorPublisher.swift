@@ -181,10 +181,15 @@ public struct MirrorPublisher: Sendable {
             next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: nodes[file.path]!)
         }
 
-        // The index, then the directories bottom-up, reusing those whose entries are the same.
-        let index = try importIndex(files: files, nodes: nodes, sink: sink)
+        // The index, then the directories bottom-up, reusing those whose entries are the same;
+        // of their blocks, only those the last root lacks go to kubo.
+        let known = state.knownBlocks
+        let indexSink = KnownBlockFilter(passingTo: sink, known: known)
+        let index = try importIndex(files: files, nodes: nodes, sink: indexSink)
+        next.indexBlocks = indexSink.blocks
         do {
-            return try build(tree, nodes: nodes, index: index, sink: sink, state: state, next: &next, report: &report)
+            return try build(tree, nodes: nodes, index: index, sink: sink, known: known, state: state, next: &next,
+                             report: &report)
         } catch let failure as Failure {
             throw failure
         } catch {
@@ -254,7 +259,7 @@ public struct MirrorPublisher: Sendable {
     }
 
     private func build(
-        _ node: MirrorTree.Node, nodes: [String: ImportedNode], index: ImportedNode, sink: any BlockSink,
+        _ node: MirrorTree.Node, nodes: [String: ImportedNode], index: ImportedNode, sink: any BlockSink, known: Set<CID>,
         state: PublishState, next: inout PublishState, report: inout Report
     ) throws -> ImportedNode {
         switch node {
@@ -263,8 +268,8 @@ public struct MirrorPublisher: Sendable {
         case .directory(let path, let entries):
             var children: [(name: String, node: ImportedNode)] = []
             for (name, child) in entries where !(path.isEmpty && name == MirrorIndex.fileName) {
-                children.append((name, try build(child, nodes: nodes, index: index, sink: sink, state: state, next: &next,
-                                                 report: &report)))
+                children.append((name, try build(child, nodes: nodes, index: index, sink: sink, known: known, state: state,
+                                                 next: &next, report: &report)))
             }
             if path.isEmpty { children.append((MirrorIndex.fileName, index)) }
             var digest = SHA256()
@@ -272,15 +277,15 @@ public struct MirrorPublisher: Sendable {
                 digest.update(data: Array("\(name)\t\(child.tsize)\t".utf8) + child.cid.bytes)
             }
             let hex = digest.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-            let built: ImportedNode
             if let record = state.directories[path], record.digest == hex {
-                built = record.node
                 report.directoriesReused += 1
-            } else {
-                built = try DirectoryBuilder(parameters: options.parameters, sink: sink).build(children)
-                report.directoriesBuilt += 1
+                next.directories[path] = record
+                return record.node
             }
-            next.directories[path] = .init(digest: hex, node: built)
+            let filter = KnownBlockFilter(passingTo: sink, known: known)
+            let built = try DirectoryBuilder(parameters: options.parameters, sink: filter).build(children)
+            report.directoriesBuilt += 1
+            next.directories[path] = .init(digest: hex, node: built, shards: filter.blocks.filter { $0 != built.cid })
             return built
         }
     }

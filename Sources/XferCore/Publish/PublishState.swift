@@ -2,7 +2,8 @@ import IPFSData
 
 /// What the last publish run left: the mirror's `lastupdate`, the roots, and per path the CID
 /// of every file (with the size, mtime and inode it had) and directory (with a digest of its
-/// entries), so the next run hashes only what changed. Written atomically; a damaged file is
+/// entries and its shards), so the next run hashes only what changed and sends kubo only the
+/// blocks it lacks. Written atomically; a damaged file is
 /// read as far as it is whole, and a missing one means a full run.
 public struct PublishState: Sendable, Equatable {
     /// A file's CID and what it looked like when it was hashed.
@@ -13,10 +14,12 @@ public struct PublishState: Sendable, Equatable {
         public var node: ImportedNode
     }
 
-    /// A directory's node and the digest of the entries it was built from.
+    /// A directory's node, the digest of the entries it was built from, and its other blocks
+    /// (a HAMT directory's inner shards), which kubo then has.
     public struct DirectoryRecord: Sendable, Equatable {
         public var digest: String
         public var node: ImportedNode
+        public var shards: [CID] = []
     }
 
     public static let header = "# ipfs-xfer-publish 1"
@@ -32,6 +35,19 @@ public struct PublishState: Sendable, Equatable {
     public var generations: [CID] = []
     public var files: [String: FileRecord] = [:]
     public var directories: [String: DirectoryRecord] = [:]
+    /// The blocks of the index file in `root`.
+    public var indexBlocks: [CID] = []
+
+    /// The blocks of the directories and the index of `root`, which kubo has (pinned): a new run
+    /// need not send them again.
+    public var knownBlocks: Set<CID> {
+        var known = Set(indexBlocks)
+        for record in directories.values {
+            known.insert(record.node.cid)
+            known.formUnion(record.shards)
+        }
+        return known
+    }
 
     public init() {}
 
@@ -59,6 +75,9 @@ public struct PublishState: Sendable, Equatable {
             }
             return value
         }
+        func cids(_ range: Range<Int>) -> [CID] {
+            text(range).split(separator: ",").compactMap { try? CID(String($0)) }
+        }
         while lineStart < bytes.count {
             let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
             fields.removeAll(keepingCapacity: true)
@@ -82,10 +101,13 @@ public struct PublishState: Sendable, Equatable {
                 files[text(fields[1])] = FileRecord(
                     size: Int64(size), modified: Int64(modified), inode: inode,
                     node: ImportedNode(cid: cid, tsize: tsize, fileSize: fileSize))
-            case ("D", 5):
+            case ("D", 5), ("D", 6):
                 guard let tsize = number(fields[4]), let cid = try? CID(text(fields[3])) else { continue }
                 directories[text(fields[1])] = DirectoryRecord(
-                    digest: text(fields[2]), node: ImportedNode(cid: cid, tsize: tsize, fileSize: 0))
+                    digest: text(fields[2]), node: ImportedNode(cid: cid, tsize: tsize, fileSize: 0),
+                    shards: fields.count == 6 ? cids(fields[5]) : [])
+            case ("index", 2):
+                indexBlocks = cids(fields[1])
             default:
                 continue
             }
@@ -100,11 +122,13 @@ public struct PublishState: Sendable, Equatable {
         if let root { lines.append("root\t\(root)") }
         if let published { lines.append("published\t\(published)") }
         lines += generations.map { "generation\t\($0)" }
+        if !indexBlocks.isEmpty { lines.append("index\t" + indexBlocks.map(\.description).joined(separator: ",")) }
         for (path, record) in files.sorted(by: { $0.key < $1.key }) {
             lines.append("F\t\(path)\t\(record.size)\t\(record.modified)\t\(record.inode)\t\(record.node.cid)\t\(record.node.tsize)\t\(record.node.fileSize)")
         }
         for (path, record) in directories.sorted(by: { $0.key < $1.key }) {
-            lines.append("D\t\(path)\t\(record.digest)\t\(record.node.cid)\t\(record.node.tsize)")
+            let shards = record.shards.isEmpty ? "" : "\t" + record.shards.map(\.description).joined(separator: ",")
+            lines.append("D\t\(path)\t\(record.digest)\t\(record.node.cid)\t\(record.node.tsize)\(shards)")
         }
         return lines.joined(separator: "\n") + "\n"
     }
