@@ -49,6 +49,16 @@ def assert_kubo_agrees(kubo_repo, mirror, node, root: str):
     return index
 
 
+def pacman_client(make_pacman, node, name: str, *extra: str):
+    """A pacman whose ipfs-xfer reads the mirror from the node's gateway under ``/ipns/<name>``
+    (the published records copied to the gateway first); no HTTP mirror answers."""
+    node.sync_gateway()
+    box = make_pacman(repos=("core", "extra", "multilib"), mirrorlist=[closed_port_url() + "/$repo/os/$arch"])
+    setup = XferSetup(box, None, gateways=[node.gateway.url],
+                      extra=[f"MirrorRoot = /ipns/{name}", *extra, f"RoutingEndpoint = {node.gateway.url}", "API = none"])
+    return box, setup
+
+
 def test_a_published_mirror_has_kubos_cid_and_pacman_syncs_from_it(
         make_arch_mirror, publish_node, kubo_repo, make_pacman, tmp_path):
     mirror = make_arch_mirror(packages=SIZES)
@@ -72,10 +82,7 @@ def test_a_published_mirror_has_kubos_cid_and_pacman_syncs_from_it(
     assert node.rpc.published()[name]["value"] == f"/ipfs/{root}"
     assert root in {entry["cid"] for entry in node.rpc.provided()}
     # A pacman client syncs through ipfs-xfer from the /ipns name.
-    node.sync_gateway()
-    box = make_pacman(repos=("core", "extra", "multilib"), mirrorlist=[closed_port_url() + "/$repo/os/$arch"])
-    setup = XferSetup(box, None, gateways=[node.gateway.url],
-                      extra=[f"MirrorRoot = /ipns/{name}", f"RoutingEndpoint = {node.gateway.url}", "API = none"])
+    box, setup = pacman_client(make_pacman, node, name)
     result = box.run("-Sy", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     for repo in ("core", "extra", "multilib"):
@@ -93,11 +100,7 @@ def test_republishing_after_a_1_percent_change_hashes_only_what_changed(
     name = first["name"].removeprefix("/ipns/")
     first_sequence = node.rpc.published()[name]["sequence"]
     # A client that synced the first generation.
-    node.sync_gateway()
-    box = make_pacman(repos=("core", "extra", "multilib"), mirrorlist=[closed_port_url() + "/$repo/os/$arch"])
-    XferSetup(box, None, gateways=[node.gateway.url],
-              extra=[f"MirrorRoot = /ipns/{name}", "RootCacheTime = 1s", f"RoutingEndpoint = {node.gateway.url}",
-                     "API = none"])
+    box, _ = pacman_client(make_pacman, node, name, "RootCacheTime = 1s")
     assert box.run("-Sy", timeout=120).returncode == 0
 
     changes = mutate_mirror(mirror, fraction=0.01)

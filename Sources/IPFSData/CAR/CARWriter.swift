@@ -30,39 +30,33 @@ public final class CARWriter: BlockSink, Sendable {
     }
 
     private let path: String
-    private let headerRootOffset: Int64
-    private let rootByteCount: Int
-    /// True for a socket: writes use `send` (no SIGPIPE once the reader has gone).
-    private let isStream: Bool
+    /// Where a file's header holds the root, patched by ``finish(root:)``; nil for a stream, whose
+    /// writes use `send` (no SIGPIPE once the reader has gone).
+    private let rootSlot: (offset: Int64, byteCount: Int)?
     private let state: Mutex<State>
 
     /// Creates `path` for a DAG whose root CID will take `rootByteCount` bytes (34 for CIDv0,
     /// 36 for a sha2-256 CIDv1).
-    public init(path: String, rootByteCount: Int) throws {
+    public convenience init(path: String, rootByteCount: Int) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw WriteError(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
-        self.path = path
-        self.rootByteCount = rootByteCount
-        isStream = false
-        let header = Self.header(rootBytes: [UInt8](repeating: 0, count: rootByteCount))
-        let prefix = Varint.encode(UInt64(header.count))
-        // The CID bytes start after: map(1) "roots"(6) array(1) tag 42(2) bytes header(2) 0x00(1).
-        headerRootOffset = Int64(prefix.count + 1 + 6 + 1 + 2 + 2 + 1)
-        state = Mutex(State(fd: fd, offset: 0, seen: []))
-        try append(prefix + header)
+        try self.init(fd: fd, name: path, rootBytes: [UInt8](repeating: 0, count: rootByteCount), patchable: true)
     }
 
     /// Streams a CAR to the connected socket `socket` (not closed here), its header naming
     /// ``streamPlaceholderRoot``. A write fails once the reading end has gone.
-    public init(streamingTo socket: Int32) throws {
-        path = "the CAR stream"
-        let rootBytes = Self.streamPlaceholderRoot.bytes
-        rootByteCount = rootBytes.count
-        isStream = true
-        headerRootOffset = 0
-        state = Mutex(State(fd: socket, offset: 0, seen: []))
+    public convenience init(streamingTo socket: Int32) throws {
+        try self.init(fd: socket, name: "the CAR stream", rootBytes: Self.streamPlaceholderRoot.bytes, patchable: false)
+    }
+
+    private init(fd: Int32, name: String, rootBytes: [UInt8], patchable: Bool) throws {
+        path = name
         let header = Self.header(rootBytes: rootBytes)
-        try append(Varint.encode(UInt64(header.count)) + header)
+        let prefix = Varint.encode(UInt64(header.count))
+        // The root's bytes end the roots entry; after them come only "version"(8) and 1(1).
+        rootSlot = patchable ? (Int64(prefix.count + header.count - 9 - rootBytes.count), rootBytes.count) : nil
+        state = Mutex(State(fd: fd, offset: 0, seen: []))
+        try append(prefix + header)
     }
 
     /// The bytes written so far, header included.
@@ -87,13 +81,13 @@ public final class CARWriter: BlockSink, Sendable {
 
     /// Writes the real root into the header and closes the file (not for a stream).
     public func finish(root: CID) throws {
-        precondition(!isStream, "a streamed CAR's header is already sent")
+        guard let rootSlot else { preconditionFailure("a streamed CAR's header is already sent") }
         let bytes = root.bytes
-        guard bytes.count == rootByteCount else {
-            throw WriteError(message: "root \(root) does not fit the \(rootByteCount)-byte header slot")
+        guard bytes.count == rootSlot.byteCount else {
+            throw WriteError(message: "root \(root) does not fit the \(rootSlot.byteCount)-byte header slot")
         }
         let fd = state.withLock { $0.fd }
-        guard pwrite(fd, bytes, bytes.count, off_t(headerRootOffset)) == bytes.count,
+        guard pwrite(fd, bytes, bytes.count, off_t(rootSlot.offset)) == bytes.count,
               fsync(fd) == 0, close(fd) == 0
         else { throw WriteError(message: "cannot finish \(path): \(String(cString: strerror(errno)))") }
     }
@@ -103,7 +97,7 @@ public final class CARWriter: BlockSink, Sendable {
             var written = 0
             while written < bytes.count {
                 let count = bytes.withUnsafeBytes { buffer in
-                    isStream ? send(state.fd, buffer.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL))
+                    rootSlot == nil ? send(state.fd, buffer.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL))
                         : write(state.fd, buffer.baseAddress! + written, bytes.count - written)
                 }
                 if count < 0 && errno == EINTR { continue }

@@ -2318,17 +2318,11 @@ class ControlHandler(BaseHTTPRequestHandler):
             return 200, {"authorizations": app.authorizations}
         if path == "/_standin/version":
             if method == "POST":
-                spec = json.loads(body or b"{}")
-                if not isinstance(spec, dict) or not isinstance(spec.get("version"), str):
-                    raise ValueError('need {"version": "0.42.0"}')
-                app.version = spec["version"]
+                app.version = _control_setting(body, "version", str, '"0.42.0"')
             return 200, {"version": app.version}
         if path == "/_standin/peers":
             if method == "POST":
-                spec = json.loads(body or b"{}")
-                if not isinstance(spec, dict) or not isinstance(spec.get("connected"), bool):
-                    raise ValueError('need {"connected": true|false}')
-                seed.connected_peers = spec["connected"]
+                seed.connected_peers = _control_setting(body, "connected", bool, "true|false")
             return 200, {"connected": seed.connected_peers}
         if path == "/_standin/keys" and method == "GET":
             return 200, app.keystore.export()
@@ -2345,15 +2339,20 @@ class ControlHandler(BaseHTTPRequestHandler):
                              for name, entry in app.published.items()}
         if path == "/_standin/online":
             if method == "POST":
-                spec = json.loads(body or b"{}")
-                if not isinstance(spec, dict) or not isinstance(spec.get("online"), bool):
-                    raise ValueError('need {"online": true|false}')
-                app.online = spec["online"]
+                app.online = _control_setting(body, "online", bool, "true|false")
             return 200, {"online": app.online}
         if path in ("/_standin/down", "/_standin/up", "/_standin/reset") and method == "POST":
             {"/_standin/down": app.down, "/_standin/up": app.up, "/_standin/reset": app.reset}[path]()
             return 200, {"listening": app.listener.listening}
         return 404, {"error": f"no control route {method} {path}"}
+
+
+def _control_setting(body: bytes, key: str, kind: type, example: str) -> Any:
+    """The one value a control ``POST`` sets: ``{key: value}`` with a value of type ``kind``."""
+    spec = json.loads(body or b"{}")
+    if not isinstance(spec, dict) or not isinstance(spec.get(key), kind):
+        raise ValueError(f'need {{"{key}": {example}}}')
+    return spec[key]
 
 
 def main(argv: list[str] | None = None) -> int:
