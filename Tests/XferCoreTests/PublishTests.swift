@@ -20,24 +20,24 @@ import Testing
         return directory
     }
 
-    @Test func symlinksInsideAreFollowedAndExcludesLeftOut() throws {
+    @Test func symlinksInsideAreFollowedAndExcludesLeftOut() async throws {
         let directory = try mirror()
-        let tree = try MirrorTree(root: directory.path + "/m", excludes: ["iso/", "pool/*-debug"]).walk()
+        let tree = try await MirrorTree(root: directory.path + "/m", excludes: ["iso/", "pool/*-debug"]).walk()
         let files = MirrorTree.files(tree)
         #expect(files.map(\.path) == ["core/os/x86_64/a-1-1-any.pkg.tar.zst", "lastupdate", "pool/packages/a-1-1-any.pkg.tar.zst"])
         #expect(files[0].realPath == files[2].realPath)
         #expect(files[0].size == 3)
-        let everything = MirrorTree.files(try MirrorTree(root: directory.path + "/m", excludes: [], includeHidden: true).walk())
+        let everything = MirrorTree.files(try await MirrorTree(root: directory.path + "/m", excludes: [], includeHidden: true).walk())
         #expect(everything.map(\.path).contains(".hidden"))
         #expect(everything.map(\.path).contains("iso/latest/arch.iso"))
         #expect(everything.map(\.path).contains("pool/packages-debug/a-debug-1-1-any.pkg.tar.zst"))
     }
 
-    @Test func aSymlinkOutOfTheMirrorIsRefused() throws {
+    @Test func aSymlinkOutOfTheMirrorIsRefused() async throws {
         let directory = try mirror()
         try directory.write("outside/secret", [7])
         try FileManager.default.createSymbolicLink(atPath: directory.path + "/m/core/leak", withDestinationPath: "../../outside/secret")
-        let error = #expect(throws: MirrorTree.WalkError.self) { try MirrorTree(root: directory.path + "/m", excludes: []).walk() }
+        let error = await #expect(throws: MirrorTree.WalkError.self) { try await MirrorTree(root: directory.path + "/m", excludes: []).walk() }
         #expect(error?.description.hasPrefix("core/leak is a symlink out of the mirror") == true)
     }
 

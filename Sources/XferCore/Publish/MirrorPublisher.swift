@@ -107,7 +107,7 @@ public struct MirrorPublisher: Sendable {
 
         let tree: MirrorTree.Node
         do {
-            tree = try MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
+            tree = try await MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
         } catch {
             throw .walk(error)
         }
@@ -128,9 +128,11 @@ public struct MirrorPublisher: Sendable {
             return report
         }
 
-        // Blocks, pin, state; then the name.
+        // Blocks, pin, state; then the name. The state's file lines are made while kubo works.
         report.bytesSent = upload.writer.byteCount
         let waiting = Monotonic.nanoseconds()
+        let built = next
+        async let records = built.records
         do {
             try await upload.finish()
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
@@ -149,8 +151,9 @@ public struct MirrorPublisher: Sendable {
         next.lastUpdate = lastUpdate
         next.root = root.cid
         next.published = state.published
-        try save(next)
-        report.name = try await publish(root.cid, state: &next)
+        let lines = await records
+        try save(next, records: lines)
+        report.name = try await publish(root.cid, state: &next, records: lines)
         report.kuboSeconds = Monotonic.seconds(since: waiting)
         report.seconds = Monotonic.seconds(since: start)
         return report
@@ -162,7 +165,9 @@ public struct MirrorPublisher: Sendable {
         _ tree: MirrorTree.Node, sink: any BlockSink, state: PublishState, next: inout PublishState, report: inout Report
     ) async throws(Failure) -> ImportedNode {
         // Files: reuse what did not change, hash the rest (each real file once) on every core.
+        // Meanwhile the repo databases are read, for the index.
         let files = MirrorTree.files(tree)
+        async let packages = Self.packageRecords(files)
         var nodes: [String: ImportedNode] = [:]
         var changed: [String: MirrorTree.File] = [:]
         for file in files {
@@ -182,15 +187,23 @@ public struct MirrorPublisher: Sendable {
             next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: nodes[file.path]!)
         }
 
-        // The index, then the directories bottom-up, reusing those whose entries are the same;
-        // of their blocks, only those the last root lacks go to kubo.
+        // The directories bottom-up, reusing those whose entries are the same, while the index is
+        // made on another core; then the root. Of their blocks, only those the last root lacks go
+        // to kubo.
         let known = state.knownBlocks
         let indexSink = KnownBlockFilter(passingTo: sink, known: known)
-        let index = try importIndex(files: files, nodes: nodes, sink: indexSink)
-        next.indexBlocks = indexSink.blocks
+        let records = await packages, fileNodes = nodes
+        async let index = importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink)
         do {
-            return try build(tree, nodes: nodes, index: index, sink: sink, known: known, state: state, next: &next,
-                             report: &report)
+            guard case .directory(_, let entries) = tree else { throw Failure.io("\(options.mirror) is not a directory") }
+            var children: [(name: String, node: ImportedNode)] = []
+            for (name, child) in entries where name != MirrorIndex.fileName {
+                children.append((name, try build(child, nodes: fileNodes, sink: sink, known: known, state: state,
+                                                 next: &next, report: &report)))
+            }
+            children.append((MirrorIndex.fileName, try await index))
+            next.indexBlocks = indexSink.blocks
+            return try directory("", children: children, sink: sink, known: known, state: state, next: &next, report: &report)
         } catch let failure as Failure {
             throw failure
         } catch {
@@ -198,8 +211,9 @@ public struct MirrorPublisher: Sendable {
         }
     }
 
-    /// Publishes `root` under the IPNS key, announces it, and records it in the state.
-    private func publish(_ root: CID, state: inout PublishState) async throws(Failure) -> String? {
+    /// Publishes `root` under the IPNS key, announces it, and records it in the state (whose file
+    /// and directory lines are `records`, when already made).
+    private func publish(_ root: CID, state: inout PublishState, records: String? = nil) async throws(Failure) -> String? {
         guard let rpc else { throw .noAPI }
         let name: String
         do {
@@ -213,13 +227,13 @@ public struct MirrorPublisher: Sendable {
             log("cannot announce \(root): \(error)")
         }
         state.published = root
-        try save(state)
+        try save(state, records: records ?? state.records)
         return name
     }
 
-    private func save(_ state: PublishState) throws(Failure) {
+    private func save(_ state: PublishState, records: String) throws(Failure) {
         do {
-            try FileSystem.writeAtomically(options.statePath, state.text, mode: 0o644)
+            try FileSystem.writeAtomically(options.statePath, state.text(records: records), mode: 0o644)
         } catch {
             throw .io("cannot write \(options.statePath): \(error)")
         }
@@ -234,12 +248,19 @@ public struct MirrorPublisher: Sendable {
         }
     }
 
-    /// The index file's node: a line per file, with the sha256 the repo databases give.
-    private func importIndex(files: [MirrorTree.File], nodes: [String: ImportedNode], sink: any BlockSink) throws(Failure) -> ImportedNode {
+    /// The packages the mirror's repo databases list, by file name (the first database naming one wins).
+    private static func packageRecords(_ files: [MirrorTree.File]) -> [String: PackageRecord] {
         var records: [String: PackageRecord] = [:]
         for file in files where file.path.hasSuffix(".db") {
             if let found = try? SyncDatabase(path: file.realPath).allRecords() { records.merge(found) { first, _ in first } }
         }
+        return records
+    }
+
+    /// The index file's node: a line per file, with the sha256 the repo databases give (`packages`).
+    private func importIndex(
+        files: [MirrorTree.File], nodes: [String: ImportedNode], packages records: [String: PackageRecord], sink: any BlockSink
+    ) throws(Failure) -> ImportedNode {
         var text = MirrorIndex.header + "\n# import: \(options.parameters)\n"
         for file in files where file.path != MirrorIndex.fileName {
             let name = FileSystem.baseName(file.path)
@@ -259,8 +280,9 @@ public struct MirrorPublisher: Sendable {
         }
     }
 
+    /// The node of a file, or of a directory below the root (its subdirectories first).
     private func build(
-        _ node: MirrorTree.Node, nodes: [String: ImportedNode], index: ImportedNode, sink: any BlockSink, known: Set<CID>,
+        _ node: MirrorTree.Node, nodes: [String: ImportedNode], sink: any BlockSink, known: Set<CID>,
         state: PublishState, next: inout PublishState, report: inout Report
     ) throws -> ImportedNode {
         switch node {
@@ -268,26 +290,35 @@ public struct MirrorPublisher: Sendable {
             return nodes[file.path]!
         case .directory(let path, let entries):
             var children: [(name: String, node: ImportedNode)] = []
-            for (name, child) in entries where !(path.isEmpty && name == MirrorIndex.fileName) {
-                children.append((name, try build(child, nodes: nodes, index: index, sink: sink, known: known, state: state,
-                                                 next: &next, report: &report)))
+            for (name, child) in entries {
+                children.append((name, try build(child, nodes: nodes, sink: sink, known: known, state: state, next: &next,
+                                                 report: &report)))
             }
-            if path.isEmpty { children.append((MirrorIndex.fileName, index)) }
-            var digest = SHA256()
-            for (name, child) in children.sorted(by: { $0.name < $1.name }) {
-                digest.update(data: Array("\(name)\t\(child.tsize)\t".utf8) + child.cid.bytes)
-            }
-            let hex = digest.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-            if let record = state.directories[path], record.digest == hex {
-                report.directoriesReused += 1
-                next.directories[path] = record
-                return record.node
-            }
-            let filter = KnownBlockFilter(passingTo: sink, known: known)
-            let built = try DirectoryBuilder(parameters: options.parameters, sink: filter).build(children)
-            report.directoriesBuilt += 1
-            next.directories[path] = .init(digest: hex, node: built, shards: filter.blocks.filter { $0 != built.cid })
-            return built
+            return try directory(path, children: children, sink: sink, known: known, state: state, next: &next,
+                                 report: &report)
         }
+    }
+
+    /// A directory's node from its entries: the last run's when they are the same, else built
+    /// (its blocks kubo lacks go to `sink`).
+    private func directory(
+        _ path: String, children: [(name: String, node: ImportedNode)], sink: any BlockSink, known: Set<CID>,
+        state: PublishState, next: inout PublishState, report: inout Report
+    ) throws -> ImportedNode {
+        var digest = SHA256()
+        for (name, child) in children.sorted(by: { $0.name < $1.name }) {
+            digest.update(data: Array("\(name)\t\(child.tsize)\t".utf8) + child.cid.bytes)
+        }
+        let hex = digest.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        if let record = state.directories[path], record.digest == hex {
+            report.directoriesReused += 1
+            next.directories[path] = record
+            return record.node
+        }
+        let filter = KnownBlockFilter(passingTo: sink, known: known)
+        let built = try DirectoryBuilder(parameters: options.parameters, sink: filter).build(children)
+        report.directoriesBuilt += 1
+        next.directories[path] = .init(digest: hex, node: built, shards: filter.blocks.filter { $0 != built.cid })
+        return built
     }
 }

@@ -50,12 +50,35 @@ public struct MirrorTree: Sendable {
         self.includeHidden = includeHidden
     }
 
-    /// Walks the mirror.
-    public func walk() throws(WalkError) -> Node {
+    /// Walks the mirror: the top-level directories (`pool/`, each repo) at once, on every core.
+    public func walk() async throws(WalkError) -> Node {
         guard let real = Self.realPath(root) else { throw .cannotRead(root, String(cString: strerror(errno))) }
         var resolver = LinkResolver()
         defer { resolver.close() }
-        return try directory(real: real, path: "", depth: 0, mirror: real, resolver: &resolver)
+        let top = try listing(real: real, path: "", mirror: real, resolver: &resolver)
+        let walked = await withTaskGroup(of: (Int, Result<Node, WalkError>).self) { group in
+            for (index, entry) in top.enumerated() {
+                guard case .directory(let target, let path) = entry.kind else { continue }
+                group.addTask {
+                    var resolver = LinkResolver()
+                    defer { resolver.close() }
+                    return (index, Result { () throws(WalkError) in
+                        try directory(real: target, path: path, depth: 1, mirror: real, resolver: &resolver)
+                    })
+                }
+            }
+            var results: [Int: Result<Node, WalkError>] = [:]
+            for await (index, result) in group { results[index] = result }
+            return results
+        }
+        var entries: [(name: String, node: Node)] = []
+        for (index, entry) in top.enumerated() {
+            switch entry.kind {
+            case .file(let file): entries.append((entry.name, .file(file)))
+            case .directory: entries.append((entry.name, try walked[index]!.get()))
+            }
+        }
+        return .directory(path: "", entries: entries)
     }
 
     /// Every file in the tree, in path order.
@@ -76,10 +99,37 @@ public struct MirrorTree: Sendable {
         }
     }
 
+    /// A directory's entry as listed: a file, or a directory still to walk.
+    private struct Entry {
+        enum Kind {
+            case file(File)
+            /// Its real path and its path in the tree.
+            case directory(String, String)
+        }
+
+        var name: String
+        var kind: Kind
+    }
+
     private func directory(
         real: String, path: String, depth: Int, mirror: String, resolver: inout LinkResolver
     ) throws(WalkError) -> Node {
         guard depth < 40 else { throw .tooDeep(path) }
+        var entries: [(name: String, node: Node)] = []
+        for entry in try listing(real: real, path: path, mirror: mirror, resolver: &resolver) {
+            switch entry.kind {
+            case .file(let file):
+                entries.append((entry.name, .file(file)))
+            case .directory(let target, let childPath):
+                entries.append((entry.name, try directory(
+                    real: target, path: childPath, depth: depth + 1, mirror: mirror, resolver: &resolver)))
+            }
+        }
+        return .directory(path: path, entries: entries)
+    }
+
+    /// A directory's entries in name order, symlinks resolved, excluded paths left out.
+    private func listing(real: String, path: String, mirror: String, resolver: inout LinkResolver) throws(WalkError) -> [Entry] {
         // Entries are looked at relative to the directory's descriptor: no path walk per entry.
         let fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0, let handle = fdopendir(fd) else {
@@ -94,7 +144,7 @@ public struct MirrorTree: Sendable {
             if name == "." || name == ".." || (name.hasPrefix(".") && !includeHidden) { continue }
             names.append(name)
         }
-        var entries: [(name: String, node: Node)] = []
+        var entries: [Entry] = []
         for name in names.sorted() {
             let childPath = path.isEmpty ? name : path + "/" + name
             if isExcluded(childPath) { continue }
@@ -114,17 +164,16 @@ public struct MirrorTree: Sendable {
             }
             switch info.st_mode & S_IFMT {
             case S_IFDIR:
-                entries.append((name, try directory(
-                    real: target, path: childPath, depth: depth + 1, mirror: mirror, resolver: &resolver)))
+                entries.append(Entry(name: name, kind: .directory(target, childPath)))
             case S_IFREG:
-                entries.append((name, .file(File(
+                entries.append(Entry(name: name, kind: .file(File(
                     path: childPath, realPath: target, size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec),
                     inode: UInt64(info.st_ino)))))
             default:
                 throw .unsupported(childPath)
             }
         }
-        return .directory(path: path, entries: entries)
+        return entries
     }
 
     /// Resolves symlinks to real paths, fast for the common case: a mirror has tens of thousands

@@ -115,7 +115,11 @@ public struct PublishState: Sendable, Equatable {
     }
 
     /// The state file's text.
-    public var text: String {
+    public var text: String { text(records: records) }
+
+    /// The state file's text with `records` for its file and directory lines (``records`` made
+    /// earlier: they are most of the file, and the same in both saves of a run).
+    public func text(records: String) -> String {
         var lines = [Self.header]
         if let parameters { lines.append("import\t\(parameters)") }
         if let lastUpdate { lines.append("lastupdate\t\(lastUpdate)") }
@@ -123,13 +127,20 @@ public struct PublishState: Sendable, Equatable {
         if let published { lines.append("published\t\(published)") }
         lines += generations.map { "generation\t\($0)" }
         if !indexBlocks.isEmpty { lines.append("index\t" + indexBlocks.map(\.description).joined(separator: ",")) }
+        return lines.joined(separator: "\n") + "\n" + records
+    }
+
+    /// The file and directory lines, sorted by path.
+    public var records: String {
+        var lines: [String] = []
+        lines.reserveCapacity(files.count + directories.count)
         for (path, record) in files.sorted(by: { $0.key < $1.key }) {
-            lines.append("F\t\(path)\t\(record.size)\t\(record.modified)\t\(record.inode)\t\(record.node.cid)\t\(record.node.tsize)\t\(record.node.fileSize)")
+            lines.append("F\t\(path)\t\(record.size)\t\(record.modified)\t\(record.inode)\t\(record.node.cid)\t\(record.node.tsize)\t\(record.node.fileSize)\n")
         }
         for (path, record) in directories.sorted(by: { $0.key < $1.key }) {
             let shards = record.shards.isEmpty ? "" : "\t" + record.shards.map(\.description).joined(separator: ",")
-            lines.append("D\t\(path)\t\(record.digest)\t\(record.node.cid)\t\(record.node.tsize)\(shards)")
+            lines.append("D\t\(path)\t\(record.digest)\t\(record.node.cid)\t\(record.node.tsize)\(shards)\n")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.joined()
     }
 }
