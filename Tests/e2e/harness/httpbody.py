@@ -44,7 +44,6 @@ class RequestBody:
         self.chunked = chunked
         self._left = 0 if chunked else max(length, 0)  # in the current chunk, or in the body
         self.eof = not chunked and length <= 0
-        self.received = 0
 
     def read(self, size: int = READ_SIZE) -> bytes:
         """Up to ``size`` bytes (at least one unless at the end); ``b""`` at the end."""
@@ -71,7 +70,6 @@ class RequestBody:
             self.eof = True
             return b""
         self._left -= len(data)
-        self.received += len(data)
         if self.chunked and self._left == 0:
             self.rfile.readline()
         return data
@@ -155,11 +153,6 @@ class MultipartPart:
                 out += data
             self._body = bytes(out)
         return self._body
-
-    @property
-    def form_name(self) -> str:
-        """The ``name`` of the Content-Disposition (any name is accepted, as boxo does)."""
-        return parse_media_type(self.headers.get("content-disposition", ""))[1].get("name", "")
 
     @property
     def filename(self) -> str:
