@@ -75,13 +75,12 @@ public struct DirectoryBuilder: Sendable {
 
     /// Upper-case two-digit hex, as boxo names HAMT buckets.
     static func hex(_ value: Int) -> String {
-        bucketNames.indices.contains(value) ? bucketNames[value] : spelled(value)
+        bucketNames[value]
     }
 
-    private static let bucketNames: [String] = (0..<256).map(spelled)
-
-    private static func spelled(_ value: Int) -> String {
+    /// `00` … `FF`, made once: a HAMT directory names a bucket per entry.
+    private static let bucketNames: [String] = (0..<256).map { value in
         let digits = Array("0123456789ABCDEF")
-        return String([digits[(value >> 4) & 15], digits[value & 15]])
+        return String([digits[value >> 4], digits[value & 15]])
     }
 }
