@@ -20,25 +20,20 @@ public struct DirectoryBuilder: Sendable {
     public func build(_ entries: [(name: String, node: ImportedNode)]) throws -> ImportedNode {
         let sorted = entries.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         let links = sorted.map { PBNode.Link(cid: $0.node.cid, name: $0.name, tsize: $0.node.tsize) }
-        // The basic directory's block is encoded only when it is needed: to estimate by block
-        // size, or to store it (a big directory estimated by its links never needs it).
-        var block: [UInt8]?
-        func basicBlock() -> [UInt8] {
-            if let block { return block }
-            let encoded = PBNode(links: links, data: UnixFSData(kind: .directory).encoded()).encoded()
-            block = encoded
-            return encoded
-        }
-        let estimate: Int
-        switch parameters.sizeEstimation {
-        case .links: estimate = links.reduce(0) { $0 + $1.name.utf8.count + $1.cid.bytes.count }
-        case .block: estimate = basicBlock().count
-        }
+        // The basic directory's block is encoded only to estimate by it or to store it: a big
+        // directory estimated by its links never needs it.
+        let block = parameters.sizeEstimation == .block ? Self.basicBlock(links) : nil
+        let estimate = block?.count ?? links.reduce(0) { $0 + $1.name.utf8.count + $1.cid.bytes.count }
         if parameters.hamtThreshold > 0 && estimate > parameters.hamtThreshold {
             let hashed = sorted.map { (name: $0.name, node: $0.node, hash: Murmur3.hamtHash($0.name.utf8)) }
             return try shard(hashed, depth: 0)
         }
-        return try store(basicBlock(), childTotal: links.reduce(0) { $0 + $1.tsize })
+        return try store(block ?? Self.basicBlock(links), childTotal: links.reduce(0) { $0 + $1.tsize })
+    }
+
+    /// A basic (unsharded) directory's block.
+    private static func basicBlock(_ links: [PBNode.Link]) -> [UInt8] {
+        PBNode(links: links, data: UnixFSData(kind: .directory).encoded()).encoded()
     }
 
     /// One HAMT level: a bucket with one entry links it (`%02X` + name); a fuller bucket is a

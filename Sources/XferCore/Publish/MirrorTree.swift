@@ -71,14 +71,7 @@ public struct MirrorTree: Sendable {
             for await (index, result) in group { results[index] = result }
             return results
         }
-        var entries: [(name: String, node: Node)] = []
-        for (index, entry) in top.enumerated() {
-            switch entry.kind {
-            case .file(let file): entries.append((entry.name, .file(file)))
-            case .directory: entries.append((entry.name, try walked[index]!.get()))
-            }
-        }
-        return .directory(path: "", entries: entries)
+        return try Self.node(path: "", listed: top) { index, _, _ throws(WalkError) in try walked[index]!.get() }
     }
 
     /// Every file in the tree, in path order.
@@ -115,14 +108,22 @@ public struct MirrorTree: Sendable {
         real: String, path: String, depth: Int, mirror: String, resolver: inout LinkResolver
     ) throws(WalkError) -> Node {
         guard depth < 40 else { throw .tooDeep(path) }
+        let listed = try listing(real: real, path: path, mirror: mirror, resolver: &resolver)
+        return try Self.node(path: path, listed: listed) { _, target, childPath throws(WalkError) in
+            try directory(real: target, path: childPath, depth: depth + 1, mirror: mirror, resolver: &resolver)
+        }
+    }
+
+    /// The directory node of `listed` entries; the node of the subdirectory at `listed[index]`
+    /// (its real path and tree path) comes from `subdirectory`.
+    private static func node(
+        path: String, listed: [Entry], subdirectory: (_ index: Int, _ real: String, _ path: String) throws(WalkError) -> Node
+    ) throws(WalkError) -> Node {
         var entries: [(name: String, node: Node)] = []
-        for entry in try listing(real: real, path: path, mirror: mirror, resolver: &resolver) {
+        for (index, entry) in listed.enumerated() {
             switch entry.kind {
-            case .file(let file):
-                entries.append((entry.name, .file(file)))
-            case .directory(let target, let childPath):
-                entries.append((entry.name, try directory(
-                    real: target, path: childPath, depth: depth + 1, mirror: mirror, resolver: &resolver)))
+            case .file(let file): entries.append((entry.name, .file(file)))
+            case .directory(let real, let childPath): entries.append((entry.name, try subdirectory(index, real, childPath)))
             }
         }
         return .directory(path: path, entries: entries)

@@ -31,6 +31,14 @@ class MultipartError(Exception):
         self.message = message
 
 
+def read_to_end(source: Any) -> bytes:
+    """What is left in ``source`` (anything with ``read(size)``, b"" at its end)."""
+    out = bytearray()
+    while data := source.read(READ_SIZE):
+        out += data
+    return bytes(out)
+
+
 class RequestBody:
     """An HTTP/1.1 request body read from the connection on demand.
 
@@ -73,13 +81,6 @@ class RequestBody:
         if self.chunked and self._left == 0:
             self.rfile.readline()
         return data
-
-    def read_all(self) -> bytes:
-        """The rest of the body."""
-        out = bytearray()
-        while data := self.read():
-            out += data
-        return bytes(out)
 
     def discard(self, limit: int) -> bool:
         """Read and drop up to ``limit`` bytes; True if the body ended within them."""
@@ -148,10 +149,7 @@ class MultipartPart:
     def body(self) -> bytes:
         """The part's (remaining) bytes."""
         if self._body is None:
-            out = bytearray()
-            while data := self.read():
-                out += data
-            self._body = bytes(out)
+            self._body = read_to_end(self)
         return self._body
 
     @property
@@ -304,11 +302,8 @@ class MultipartReader:
         """Go decodes a quoted-printable part (and drops the header)."""
         if headers.get("content-transfer-encoding", "").lower() != "quoted-printable":
             return MultipartPart(headers, part)
-        raw = bytearray()
-        while data := part.read(READ_SIZE):
-            raw += data
         del headers["content-transfer-encoding"]
-        return MultipartPart(headers, io.BytesIO(quopri.decodestring(bytes(raw))))
+        return MultipartPart(headers, io.BytesIO(quopri.decodestring(read_to_end(part))))
 
 
 class _PartBody:

@@ -191,7 +191,7 @@ from .car import CARError, _cbor
 from .cid import CID, CIDError, b58decode, read_varint, write_varint
 from .ipnsroutes import NameNotResolved, ResolutionDepth, name_key, resolve_in_table, strip_ipns
 from .faults import Fault, FaultError, FaultTable
-from .httpbody import MultipartPart, MultipartReader, RequestBody, parse_media_type
+from .httpbody import MultipartPart, MultipartReader, RequestBody, parse_media_type, read_to_end
 from .procutil import die_with_parent, harness_env, wait_for_file
 from .standin import NO_PROXY, StandinControl, StandinProcess, TrackedRequestHandler, TrackingHTTPServer
 
@@ -1730,7 +1730,7 @@ class RpcRequest:
     def body(self) -> bytes:
         """The whole body (what the stream has not yet handed out)."""
         if self._body is None:
-            self._body = self.stream.read_all()
+            self._body = read_to_end(self.stream)
         return self._body
 
 
