@@ -14,6 +14,7 @@ import IPFSData
 /// published only after that, so a run killed anywhere is finished by the next one and the name
 /// never points at a root kubo does not have. The root holds a virtual `ipfs-xfer-index`: each
 /// file's CID, size and (from the repo databases) sha256, for clients.
+func pmark(_ s: String) { var t = timespec(); clock_gettime(CLOCK_REALTIME, &t); let l = "PROFILE \(s) \(Double(t.tv_sec) + Double(t.tv_nsec)/1e9)\n"; _ = l.withCString { write(2, $0, strlen($0)) } }
 public struct MirrorPublisher: Sendable {
     /// What to publish, and how.
     public struct Options: Sendable {
@@ -86,9 +87,9 @@ public struct MirrorPublisher: Sendable {
     public func run() async throws(Failure) -> Report {
         let start = Monotonic.nanoseconds()
         var report = Report()
-        var state = PublishState(text: (try? FileSystem.readText(options.statePath)) ?? "")
+        pmark("start"); var state = PublishState(text: (try? FileSystem.readText(options.statePath)) ?? "")
         if state.parameters != options.parameters { state = PublishState() }  // another import: start over
-        let lastUpdate = (try? FileSystem.readText(options.mirror + "/lastupdate")).flatMap {
+        pmark("stateread"); let lastUpdate = (try? FileSystem.readText(options.mirror + "/lastupdate")).flatMap {
             Int64($0.split(whereSeparator: \.isWhitespace).first ?? "")
         }
         if !options.force && !options.dryRun, let lastUpdate, lastUpdate == state.lastUpdate, let root = state.root {
@@ -105,14 +106,14 @@ public struct MirrorPublisher: Sendable {
         }
         guard options.dryRun || rpc != nil else { throw .noAPI }
 
-        let tree: MirrorTree.Node
+        pmark("pre-walk"); let tree: MirrorTree.Node
         do {
             tree = try await MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
         } catch {
             throw .walk(error)
         }
         // Blocks stream to kubo while they are made (one dag/import, nothing spooled).
-        let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
+        pmark("walked"); let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
         var next = PublishState()
         next.parameters = options.parameters
         let root: ImportedNode
@@ -122,7 +123,7 @@ public struct MirrorPublisher: Sendable {
             if let kuboFailure = await upload?.abandon() { throw .kubo(kuboFailure) }
             throw error
         }
-        report.root = root.cid
+        pmark("dag"); report.root = root.cid
         guard let upload, let rpc else {
             report.seconds = Monotonic.seconds(since: start)
             return report
@@ -134,7 +135,7 @@ public struct MirrorPublisher: Sendable {
         let built = next
         async let records = built.records
         do {
-            try await upload.finish()
+            pmark("records-started"); try await upload.finish()
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
                 try await rpc.updatePin(from: previous.description, to: root.cid.description, unpin: options.keep <= 1)
             } else if state.root != root.cid {
@@ -143,7 +144,7 @@ public struct MirrorPublisher: Sendable {
         } catch {
             throw .kubo(error)
         }
-        next.generations = [root.cid] + state.generations.filter { $0 != root.cid }
+        pmark("pinned"); next.generations = [root.cid] + state.generations.filter { $0 != root.cid }
         while next.generations.count > max(options.keep, 1) {
             let old = next.generations.removeLast()
             if options.keep > 1 { try? await rpc.unpin(old.description) }
@@ -151,10 +152,10 @@ public struct MirrorPublisher: Sendable {
         next.lastUpdate = lastUpdate
         next.root = root.cid
         next.published = state.published
-        let lines = await records
-        try save(next, records: lines)
-        report.name = try await publish(root.cid, state: &next, records: lines)
-        report.kuboSeconds = Monotonic.seconds(since: waiting)
+        pmark("pre-records"); let lines = await records
+        pmark("records"); try save(next, records: lines)
+        pmark("saved"); report.name = try await publish(root.cid, state: &next, records: lines)
+        pmark("published"); report.kuboSeconds = Monotonic.seconds(since: waiting)
         report.seconds = Monotonic.seconds(since: start)
         return report
     }
@@ -179,8 +180,8 @@ public struct MirrorPublisher: Sendable {
                 changed[file.realPath] = file
             }
         }
-        let hashed = try await hash(Array(changed.values), sink: sink)
-        report.filesHashed = hashed.count
+        pmark("reuse-check"); let hashed = try await hash(Array(changed.values), sink: sink)
+        pmark("hashed"); report.filesHashed = hashed.count
         report.bytesHashed = changed.values.reduce(0) { $0 + $1.size }
         for file in files where nodes[file.path] == nil { nodes[file.path] = hashed[file.realPath] }
         for file in files {
@@ -190,9 +191,9 @@ public struct MirrorPublisher: Sendable {
         // The directories bottom-up, reusing those whose entries are the same, while the index is
         // made on another core; then the root. Of their blocks, only those the last root lacks go
         // to kubo.
-        let known = state.knownBlocks
+        pmark("nextfiles"); let known = state.knownBlocks
         let indexSink = KnownBlockFilter(passingTo: sink, known: known)
-        let records = await packages, fileNodes = nodes
+        pmark("known"); let records = await packages, fileNodes = nodes
         async let index = importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink)
         do {
             guard case .directory(_, let entries) = tree else { throw Failure.io("\(options.mirror) is not a directory") }
@@ -201,8 +202,8 @@ public struct MirrorPublisher: Sendable {
                 children.append((name, try build(child, nodes: fileNodes, sink: sink, known: known, state: state,
                                                  next: &next, report: &report)))
             }
-            children.append((MirrorIndex.fileName, try await index))
-            next.indexBlocks = indexSink.blocks
+            pmark("dirs"); children.append((MirrorIndex.fileName, try await index))
+            pmark("index"); next.indexBlocks = indexSink.blocks
             return try directory("", children: children, sink: sink, known: known, state: state, next: &next, report: &report)
         } catch let failure as Failure {
             throw failure

@@ -34,6 +34,13 @@ class TrackingHTTPServer(ThreadingHTTPServer):
         self._conns_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection with Nagle's algorithm off, as Go's net package (kubo's servers) does:
+        a reply written in pieces (headers, then body) must not wait for the client's delayed ACK."""
+        conn, address = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, address
+
     def track(self, conn: socket.socket, add: bool) -> None:
         """Add or remove an open connection."""
         with self._conns_lock:
