@@ -24,6 +24,17 @@ import Testing
             == ["mirror https://b": .init(failures: 1, downUntil: 40)])
     }
 
+    @Test func pathNamesSplitAtTheLastSlash() {
+        let cases: [(path: String, directory: String, base: String)] = [
+            ("/", "/", ""), ("a", ".", "a"), ("/a", "/", "a"), ("a/b", "a", "b"), ("a/b/", "a", ""),
+            ("//", "/", ""), ("../../pool/é/ü.pkg", "../../pool/é", "ü.pkg"), ("é/", ".", ""),
+        ]
+        for (path, directory, base) in cases {
+            #expect(FileSystem.directoryName(path) == directory, "\(path)")
+            #expect(FileSystem.baseName(path) == base, "\(path)")
+        }
+    }
+
     @Test func stateDirectoryMergesAndLogs() throws {
         let directory = try TemporaryDirectory()
         let state = try StateDirectory(path: directory.path + "/state")

@@ -2,8 +2,13 @@
 public enum Murmur3 {
     /// The 8 bytes whose byte `d` picks a HAMT bucket at depth `d`.
     public static func hamtHash(_ key: some Collection<UInt8>) -> [UInt8] {
-        let h1 = hash128(Array(key)).h1
+        let h1 = hamtBits(key)
         return (0..<8).map { UInt8(truncatingIfNeeded: h1 >> (56 - 8 * UInt64($0))) }
+    }
+
+    /// The same 8 bytes as one number, most significant first: byte `d` is `bits >> (56 - 8 * d)`.
+    public static func hamtBits(_ key: some Collection<UInt8>) -> UInt64 {
+        hash128(Array(key)).h1
     }
 
     /// MurmurHash3_x64_128 with seed 0.

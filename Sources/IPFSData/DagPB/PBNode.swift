@@ -31,24 +31,48 @@ public struct PBNode: Equatable, Sendable {
 
     /// kubo's encoding: every link (Hash, Name, Tsize, always all three), then Data.
     public func encoded() -> [UInt8] {
-        var writer = ProtobufWriter()
+        // Written straight into one buffer of the right size: a HAMT shard has hundreds of links.
+        var sizes: [(cid: Int, name: Int, inner: Int)] = []
+        sizes.reserveCapacity(links.count)
+        var total = data.map { 1 + Varint.length(UInt64($0.count)) + $0.count } ?? 0
         for link in links {
-            var inner = ProtobufWriter()
-            inner.bytes(1, link.cid.bytes)
-            inner.bytes(2, Array(link.name.utf8))
-            inner.varint(3, link.tsize)
-            writer.bytes(2, inner.bytes)
+            let cid = link.cid.byteCount, name = link.name.utf8.count
+            let inner = Self.linkBodySize(cidLength: cid, nameLength: name, tsize: link.tsize)
+            sizes.append((cid, name, inner))
+            total += 1 + Varint.length(UInt64(inner)) + inner
         }
-        if let data { writer.bytes(1, data) }
-        return writer.bytes
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(total)
+        for (link, size) in zip(links, sizes) {
+            bytes.append(0x12)  // field 2 (Links), length-delimited
+            Varint.append(UInt64(size.inner), to: &bytes)
+            bytes.append(0x0A)  // Hash
+            Varint.append(UInt64(size.cid), to: &bytes)
+            link.cid.append(to: &bytes)
+            bytes.append(0x12)  // Name
+            Varint.append(UInt64(size.name), to: &bytes)
+            bytes.append(contentsOf: link.name.utf8)
+            bytes.append(0x18)  // Tsize, a varint
+            Varint.append(link.tsize, to: &bytes)
+        }
+        if let data {
+            bytes.append(0x0A)  // field 1 (Data), length-delimited
+            Varint.append(UInt64(data.count), to: &bytes)
+            bytes.append(contentsOf: data)
+        }
+        return bytes
     }
 
     /// The encoded size of one link entry, as the `block` HAMT estimation counts it.
     public static func encodedLinkSize(cidLength: Int, nameLength: Int, tsize: UInt64) -> Int {
-        let inner = 1 + Varint.length(UInt64(cidLength)) + cidLength
-            + 1 + Varint.length(UInt64(nameLength)) + nameLength
-            + 1 + Varint.length(tsize)
+        let inner = linkBodySize(cidLength: cidLength, nameLength: nameLength, tsize: tsize)
         return 1 + Varint.length(UInt64(inner)) + inner
+    }
+
+    /// The size of a link's message (Hash, Name, Tsize) without its own field header.
+    private static func linkBodySize(cidLength: Int, nameLength: Int, tsize: UInt64) -> Int {
+        1 + Varint.length(UInt64(cidLength)) + cidLength + 1 + Varint.length(UInt64(nameLength)) + nameLength
+            + 1 + Varint.length(tsize)
     }
 
     /// Strict decoding: known fields only, no duplicates in a link, Data at most once.

@@ -18,42 +18,60 @@ public struct DirectoryBuilder: Sendable {
 
     /// Builds the directory holding `entries` (names are unique).
     public func build(_ entries: [(name: String, node: ImportedNode)]) throws -> ImportedNode {
+        // A big directory estimated by its links is sharded without ever sorting or encoding it
+        // as a basic directory.
+        if parameters.hamtThreshold > 0 && parameters.sizeEstimation != .block
+            && entries.reduce(0, { $0 + $1.name.utf8.count + $1.node.cid.byteCount }) > parameters.hamtThreshold {
+            return try shard(entries)
+        }
         let sorted = entries.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         let links = sorted.map { PBNode.Link(cid: $0.node.cid, name: $0.name, tsize: $0.node.tsize) }
-        // The basic directory's block is encoded only to estimate by it or to store it: a big
-        // directory estimated by its links never needs it.
-        let block = parameters.sizeEstimation == .block ? Self.basicBlock(links) : nil
-        let estimate = block?.count ?? links.reduce(0) { $0 + $1.name.utf8.count + $1.cid.bytes.count }
-        if parameters.hamtThreshold > 0 && estimate > parameters.hamtThreshold {
-            let hashed = sorted.map { (name: $0.name, node: $0.node, hash: Murmur3.hamtHash($0.name.utf8)) }
-            return try shard(hashed, depth: 0)
+        let block = PBNode(links: links, data: UnixFSData(kind: .directory).encoded()).encoded()
+        if parameters.hamtThreshold > 0 && parameters.sizeEstimation == .block && block.count > parameters.hamtThreshold {
+            return try shard(entries)
         }
-        return try store(block ?? Self.basicBlock(links), childTotal: links.reduce(0) { $0 + $1.tsize })
+        return try store(block, childTotal: links.reduce(0) { $0 + $1.tsize })
     }
 
-    /// A basic (unsharded) directory's block.
-    private static func basicBlock(_ links: [PBNode.Link]) -> [UInt8] {
-        PBNode(links: links, data: UnixFSData(kind: .directory).encoded()).encoded()
+    /// An entry with its name's HAMT hash.
+    private struct Hashed {
+        var name: String
+        var node: ImportedNode
+        var bits: UInt64
+
+        /// The bucket at `depth`: the hash's byte `depth`.
+        func bucket(_ depth: Int) -> Int { Int(truncatingIfNeeded: bits >> UInt64(56 - 8 * depth)) & 0xFF }
+    }
+
+    /// The HAMT of `entries`. Sorted by hash, every bucket at every depth is a run of entries.
+    private func shard(_ entries: [(name: String, node: ImportedNode)]) throws -> ImportedNode {
+        let hashed = entries.map { Hashed(name: $0.name, node: $0.node, bits: Murmur3.hamtBits($0.name.utf8)) }
+            .sorted { $0.bits < $1.bits }
+        return try shard(hashed[...], depth: 0)
     }
 
     /// One HAMT level: a bucket with one entry links it (`%02X` + name); a fuller bucket is a
     /// sub-shard (`%02X`) built with the next hash byte.
-    private func shard(_ entries: [(name: String, node: ImportedNode, hash: [UInt8])], depth: Int) throws -> ImportedNode {
+    private func shard(_ entries: ArraySlice<Hashed>, depth: Int) throws -> ImportedNode {
         guard depth < 8 else { throw BuildError.tooDeep }
-        var buckets: [Int: [(name: String, node: ImportedNode, hash: [UInt8])]] = [:]
-        for entry in entries { buckets[Int(entry.hash[depth]), default: []].append(entry) }
         var links: [PBNode.Link] = []
+        links.reserveCapacity(min(entries.count, parameters.hamtFanout))
         var bitfield = [UInt8](repeating: 0, count: parameters.hamtFanout / 8)
-        for index in buckets.keys.sorted() {
-            let bucket = buckets[index]!
+        var start = entries.startIndex
+        while start < entries.endIndex {
+            let index = entries[start].bucket(depth)
+            var end = start + 1
+            while end < entries.endIndex && entries[end].bucket(depth) == index { end += 1 }
             let prefix = Self.hex(index)
             bitfield[bitfield.count - 1 - index / 8] |= 1 << UInt8(index % 8)
-            if bucket.count == 1 {
-                links.append(PBNode.Link(cid: bucket[0].node.cid, name: prefix + bucket[0].name, tsize: bucket[0].node.tsize))
+            if end - start == 1 {
+                let entry = entries[start]
+                links.append(PBNode.Link(cid: entry.node.cid, name: prefix + entry.name, tsize: entry.node.tsize))
             } else {
-                let child = try shard(bucket, depth: depth + 1)
+                let child = try shard(entries[start..<end], depth: depth + 1)
                 links.append(PBNode.Link(cid: child.cid, name: prefix, tsize: child.tsize))
             }
+            start = end
         }
         let data = UnixFSData(
             kind: .hamtShard, data: Array(bitfield.drop { $0 == 0 }), hashType: UnixFSData.murmur3,

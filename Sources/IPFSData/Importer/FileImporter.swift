@@ -25,6 +25,16 @@ public struct FileImporter: Sendable {
     /// Imports the file open as `fd` (read to its end).
     public func importFile(fd: Int32, path: String) throws -> ImportedNode {
         var chunks = ChunkReader(fd: fd, path: path, size: parameters.chunkSize)
+        return try importChunks(&chunks)
+    }
+
+    /// Imports a file made in memory (such as an index), as if it were read from disk.
+    public func importBytes(_ bytes: [UInt8]) throws -> ImportedNode {
+        var chunks = ChunkReader(bytes: bytes, size: parameters.chunkSize)
+        return try importChunks(&chunks)
+    }
+
+    private func importChunks(_ chunks: inout ChunkReader) throws -> ImportedNode {
         guard let first = try chunks.next() else { return try leaf(ArraySlice([])) }
         var root = try leaf(first)
         var depth = 1
@@ -95,11 +105,15 @@ public struct FileImporter: Sendable {
     }
 }
 
-/// Reads fixed-size chunks (kubo's `size-N` splitter), one chunk ahead so the end is known.
+/// Reads fixed-size chunks (kubo's `size-N` splitter) from a file or from memory, one chunk
+/// ahead so the end is known.
 struct ChunkReader {
     let fd: Int32
     let path: String
     let size: Int
+    /// The bytes read from memory instead of `fd`, and how far.
+    private let memory: [UInt8]?
+    private var offset = 0
     private var pending: ArraySlice<UInt8>?
     private var ended = false
 
@@ -107,6 +121,14 @@ struct ChunkReader {
         self.fd = fd
         self.path = path
         self.size = size
+        self.memory = nil
+    }
+
+    init(bytes: [UInt8], size: Int) {
+        self.fd = -1
+        self.path = "memory"
+        self.size = size
+        self.memory = bytes
     }
 
     /// True when another chunk follows.
@@ -123,6 +145,12 @@ struct ChunkReader {
     }
 
     private mutating func read() throws -> ArraySlice<UInt8>? {
+        if let memory {
+            let chunk = memory[offset..<min(offset + size, memory.count)]
+            offset = chunk.endIndex
+            if chunk.count < size { ended = true }
+            return chunk.isEmpty ? nil : chunk
+        }
         var failure: Int32 = 0
         let buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in
             var filled = 0

@@ -62,12 +62,39 @@ public struct CID: Hashable, Sendable, CustomStringConvertible {
 
     /// The multihash bytes: code, length, digest.
     public var multihash: [UInt8] {
-        Varint.encode(hashCode.rawValue) + Varint.encode(UInt64(digest.count)) + digest
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digest.count + 2)
+        appendMultihash(to: &bytes)
+        return bytes
     }
 
     /// The binary form (CIDv0: the bare multihash).
     public var bytes: [UInt8] {
-        version == 0 ? multihash : Varint.encode(1) + Varint.encode(codec.rawValue) + multihash
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(byteCount)
+        append(to: &bytes)
+        return bytes
+    }
+
+    /// The length of the binary form.
+    public var byteCount: Int {
+        let multihash = Varint.length(hashCode.rawValue) + Varint.length(UInt64(digest.count)) + digest.count
+        return version == 0 ? multihash : Varint.length(1) + Varint.length(codec.rawValue) + multihash
+    }
+
+    /// Appends the binary form to `bytes` (as encoders do, without an array of its own).
+    public func append(to bytes: inout [UInt8]) {
+        if version != 0 {
+            Varint.append(1, to: &bytes)
+            Varint.append(codec.rawValue, to: &bytes)
+        }
+        appendMultihash(to: &bytes)
+    }
+
+    private func appendMultihash(to bytes: inout [UInt8]) {
+        Varint.append(hashCode.rawValue, to: &bytes)
+        Varint.append(UInt64(digest.count), to: &bytes)
+        bytes.append(contentsOf: digest)
     }
 
     /// The usual text form: base58btc for v0, base36 for libp2p keys, base32 otherwise.

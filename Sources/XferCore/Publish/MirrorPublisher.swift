@@ -14,7 +14,6 @@ import IPFSData
 /// published only after that, so a run killed anywhere is finished by the next one and the name
 /// never points at a root kubo does not have. The root holds a virtual `ipfs-xfer-index`: each
 /// file's CID, size and (from the repo databases) sha256, for clients.
-func pmark(_ s: String) { var t = timespec(); clock_gettime(CLOCK_REALTIME, &t); let l = "PROFILE \(s) \(Double(t.tv_sec) + Double(t.tv_nsec)/1e9)\n"; _ = l.withCString { write(2, $0, strlen($0)) } }
 public struct MirrorPublisher: Sendable {
     /// What to publish, and how.
     public struct Options: Sendable {
@@ -87,9 +86,12 @@ public struct MirrorPublisher: Sendable {
     public func run() async throws(Failure) -> Report {
         let start = Monotonic.nanoseconds()
         var report = Report()
-        pmark("start"); var state = PublishState(text: (try? FileSystem.readText(options.statePath)) ?? "")
+        // The state's header decides whether there is anything to do; its file and directory
+        // lines (most of it) are read while the mirror is walked.
+        let stateText = (try? FileSystem.readText(options.statePath)) ?? ""
+        var state = PublishState(text: stateText, records: false)
         if state.parameters != options.parameters { state = PublishState() }  // another import: start over
-        pmark("stateread"); let lastUpdate = (try? FileSystem.readText(options.mirror + "/lastupdate")).flatMap {
+        let lastUpdate = (try? FileSystem.readText(options.mirror + "/lastupdate")).flatMap {
             Int64($0.split(whereSeparator: \.isWhitespace).first ?? "")
         }
         if !options.force && !options.dryRun, let lastUpdate, lastUpdate == state.lastUpdate, let root = state.root {
@@ -97,6 +99,7 @@ public struct MirrorPublisher: Sendable {
             if state.published == root {
                 report.skipped = true
             } else {
+                state = PublishState(text: stateText)
                 let waiting = Monotonic.nanoseconds()
                 report.name = try await publish(root, state: &state)  // an earlier run stopped before publishing
                 report.kuboSeconds = Monotonic.seconds(since: waiting)
@@ -106,14 +109,17 @@ public struct MirrorPublisher: Sendable {
         }
         guard options.dryRun || rpc != nil else { throw .noAPI }
 
-        pmark("pre-walk"); let tree: MirrorTree.Node
+        let reuse = state.parameters != nil
+        async let fullState = reuse ? PublishState(text: stateText) : PublishState()
+        let tree: MirrorTree.Node
         do {
             tree = try await MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
         } catch {
             throw .walk(error)
         }
+        state = await fullState
         // Blocks stream to kubo while they are made (one dag/import, nothing spooled).
-        pmark("walked"); let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
+        let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
         var next = PublishState()
         next.parameters = options.parameters
         let root: ImportedNode
@@ -123,7 +129,7 @@ public struct MirrorPublisher: Sendable {
             if let kuboFailure = await upload?.abandon() { throw .kubo(kuboFailure) }
             throw error
         }
-        pmark("dag"); report.root = root.cid
+        report.root = root.cid
         guard let upload, let rpc else {
             report.seconds = Monotonic.seconds(since: start)
             return report
@@ -135,7 +141,7 @@ public struct MirrorPublisher: Sendable {
         let built = next
         async let records = built.records
         do {
-            pmark("records-started"); try await upload.finish()
+            try await upload.finish()
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
                 try await rpc.updatePin(from: previous.description, to: root.cid.description, unpin: options.keep <= 1)
             } else if state.root != root.cid {
@@ -144,7 +150,7 @@ public struct MirrorPublisher: Sendable {
         } catch {
             throw .kubo(error)
         }
-        pmark("pinned"); next.generations = [root.cid] + state.generations.filter { $0 != root.cid }
+        next.generations = [root.cid] + state.generations.filter { $0 != root.cid }
         while next.generations.count > max(options.keep, 1) {
             let old = next.generations.removeLast()
             if options.keep > 1 { try? await rpc.unpin(old.description) }
@@ -152,10 +158,10 @@ public struct MirrorPublisher: Sendable {
         next.lastUpdate = lastUpdate
         next.root = root.cid
         next.published = state.published
-        pmark("pre-records"); let lines = await records
-        pmark("records"); try save(next, records: lines)
-        pmark("saved"); report.name = try await publish(root.cid, state: &next, records: lines)
-        pmark("published"); report.kuboSeconds = Monotonic.seconds(since: waiting)
+        let lines = await records
+        try save(next, records: lines)
+        report.name = try await publish(root.cid, state: &next, records: lines)
+        report.kuboSeconds = Monotonic.seconds(since: waiting)
         report.seconds = Monotonic.seconds(since: start)
         return report
     }
@@ -163,47 +169,57 @@ public struct MirrorPublisher: Sendable {
     /// Builds the mirror's DAG into `sink`: reuses the files and directories that did not change,
     /// hashes the rest (each real file once) on every core, then the index and the directories.
     private func buildDAG(
-        _ tree: MirrorTree.Node, sink: any BlockSink, state: PublishState, next: inout PublishState, report: inout Report
+        _ walked: MirrorTree.Node, sink: any BlockSink, state: PublishState, next: inout PublishState, report: inout Report
     ) async throws(Failure) -> ImportedNode {
+        // The mirror's own index, if it has one, is replaced by ours.
+        guard case .directory(_, let topEntries) = walked else { throw Failure.io("\(options.mirror) is not a directory") }
+        let tree = MirrorTree.Node.directory(path: "", entries: topEntries.filter { $0.name != MirrorIndex.fileName })
+
         // Files: reuse what did not change, hash the rest (each real file once) on every core.
         // Meanwhile the repo databases are read, for the index.
         let files = MirrorTree.files(tree)
         async let packages = Self.packageRecords(files)
-        var nodes: [String: ImportedNode] = [:]
+        var reused = [ImportedNode?](repeating: nil, count: files.count)
         var changed: [String: MirrorTree.File] = [:]
-        for file in files {
+        for (index, file) in files.enumerated() {
             if let record = state.files[file.path], record.size == file.size, record.modified == file.modified,
                record.inode == file.inode {
-                nodes[file.path] = record.node
-                report.filesReused += 1
+                reused[index] = record.node
             } else {
                 changed[file.realPath] = file
             }
         }
-        pmark("reuse-check"); let hashed = try await hash(Array(changed.values), sink: sink)
-        pmark("hashed"); report.filesHashed = hashed.count
+        let hashed = try await hash(Array(changed.values), sink: sink)
+        report.filesReused = files.count - reused.count { $0 == nil }
+        report.filesHashed = hashed.count
         report.bytesHashed = changed.values.reduce(0) { $0 + $1.size }
-        for file in files where nodes[file.path] == nil { nodes[file.path] = hashed[file.realPath] }
-        for file in files {
-            next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: nodes[file.path]!)
+        // Each file's node, in the order of `files` (the tree's order).
+        var nodes: [ImportedNode] = []
+        nodes.reserveCapacity(files.count)
+        next.files.reserveCapacity(files.count)
+        for (index, file) in files.enumerated() {
+            let node = reused[index] ?? hashed[file.realPath]!
+            nodes.append(node)
+            next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: node)
         }
 
         // The directories bottom-up, reusing those whose entries are the same, while the index is
         // made on another core; then the root. Of their blocks, only those the last root lacks go
         // to kubo.
-        pmark("nextfiles"); let known = state.knownBlocks
+        let known = state.knownBlocks
         let indexSink = KnownBlockFilter(passingTo: sink, known: known)
-        pmark("known"); let records = await packages, fileNodes = nodes
+        let records = await packages, fileNodes = nodes
         async let index = importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink)
         do {
-            guard case .directory(_, let entries) = tree else { throw Failure.io("\(options.mirror) is not a directory") }
+            var fileCursor = fileNodes.makeIterator()
+            guard case .directory(_, let entries) = tree else { preconditionFailure("the root is a directory") }
             var children: [(name: String, node: ImportedNode)] = []
-            for (name, child) in entries where name != MirrorIndex.fileName {
-                children.append((name, try build(child, nodes: fileNodes, sink: sink, known: known, state: state,
+            for (name, child) in entries {
+                children.append((name, try build(child, files: &fileCursor, sink: sink, known: known, state: state,
                                                  next: &next, report: &report)))
             }
-            pmark("dirs"); children.append((MirrorIndex.fileName, try await index))
-            pmark("index"); next.indexBlocks = indexSink.blocks
+            children.append((MirrorIndex.fileName, try await index))
+            next.indexBlocks = indexSink.blocks
             return try directory("", children: children, sink: sink, known: known, state: state, next: &next, report: &report)
         } catch let failure as Failure {
             throw failure
@@ -258,42 +274,46 @@ public struct MirrorPublisher: Sendable {
         return records
     }
 
-    /// The index file's node: a line per file, with the sha256 the repo databases give (`packages`).
+    /// The index file's node: a line per file (`nodes` in the same order), with the sha256 the
+    /// repo databases give (`packages`). Made in memory: it is a few bytes per file.
     private func importIndex(
-        files: [MirrorTree.File], nodes: [String: ImportedNode], packages records: [String: PackageRecord], sink: any BlockSink
+        files: [MirrorTree.File], nodes: [ImportedNode], packages records: [String: PackageRecord], sink: any BlockSink
     ) throws(Failure) -> ImportedNode {
-        var text = MirrorIndex.header + "\n# import: \(options.parameters)\n"
-        for file in files where file.path != MirrorIndex.fileName {
-            let name = FileSystem.baseName(file.path)
-            let sha256 = records[name].flatMap { $0.size == file.size ? $0.sha256 : nil } ?? "-"
-            text += "\(file.path)\t\(nodes[file.path]!.cid)\t\(file.size)\t\(sha256)\n"
+        var text = Array((MirrorIndex.header + "\n# import: \(options.parameters)\n").utf8)
+        text.reserveCapacity(files.count * 120)
+        for (file, node) in zip(files, nodes) {
+            let sha256 = records[FileSystem.baseName(file.path)].flatMap { $0.size == file.size ? $0.sha256 : nil } ?? "-"
+            text.append(contentsOf: file.path.utf8)
+            text.append(UInt8(ascii: "\t"))
+            text.append(contentsOf: node.cid.description.utf8)
+            text.append(UInt8(ascii: "\t"))
+            text.append(contentsOf: String(file.size).utf8)
+            text.append(UInt8(ascii: "\t"))
+            text.append(contentsOf: sha256.utf8)
+            text.append(UInt8(ascii: "\n"))
         }
-        let path = options.statePath + ".index"
-        defer { FileSystem.remove(path) }
         do {
-            try FileSystem.writeAtomically(path, text)
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw SystemError("open \(path)") }
-            defer { close(fd) }
-            return try FileImporter(parameters: options.parameters, sink: sink).importFile(fd: fd, path: path)
+            return try FileImporter(parameters: options.parameters, sink: sink).importBytes(text)
         } catch {
-            throw .io("cannot write the index: \(error)")
+            throw .io("cannot make the index: \(error)")
         }
     }
 
-    /// The node of a file, or of a directory below the root (its subdirectories first).
+    /// The node of a file (the next of `files`, which are in tree order), or of a directory below
+    /// the root (its subdirectories first).
     private func build(
-        _ node: MirrorTree.Node, nodes: [String: ImportedNode], sink: any BlockSink, known: Set<CID>,
+        _ node: MirrorTree.Node, files: inout IndexingIterator<[ImportedNode]>, sink: any BlockSink, known: Set<CID>,
         state: PublishState, next: inout PublishState, report: inout Report
     ) throws -> ImportedNode {
         switch node {
-        case .file(let file):
-            return nodes[file.path]!
+        case .file:
+            return files.next()!
         case .directory(let path, let entries):
             var children: [(name: String, node: ImportedNode)] = []
+            children.reserveCapacity(entries.count)
             for (name, child) in entries {
-                children.append((name, try build(child, nodes: nodes, sink: sink, known: known, state: state, next: &next,
-                                                 report: &report)))
+                children.append((name, try build(child, files: &files, sink: sink, known: known, state: state,
+                                                 next: &next, report: &report)))
             }
             return try directory(path, children: children, sink: sink, known: known, state: state, next: &next,
                                  report: &report)
@@ -306,12 +326,8 @@ public struct MirrorPublisher: Sendable {
         _ path: String, children: [(name: String, node: ImportedNode)], sink: any BlockSink, known: Set<CID>,
         state: PublishState, next: inout PublishState, report: inout Report
     ) throws -> ImportedNode {
-        var digest = SHA256()
-        for (name, child) in children.sorted(by: { $0.name < $1.name }) {
-            digest.update(data: Array("\(name)\t\(child.tsize)\t".utf8) + child.cid.bytes)
-        }
-        let hex = digest.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-        if let record = state.directories[path], record.digest == hex {
+        let digest = Self.digest(children)
+        if let record = state.directories[path], record.digest == digest {
             report.directoriesReused += 1
             next.directories[path] = record
             return record.node
@@ -319,7 +335,22 @@ public struct MirrorPublisher: Sendable {
         let filter = KnownBlockFilter(passingTo: sink, known: known)
         let built = try DirectoryBuilder(parameters: options.parameters, sink: filter).build(children)
         report.directoriesBuilt += 1
-        next.directories[path] = .init(digest: hex, node: built, shards: filter.blocks.filter { $0 != built.cid })
+        next.directories[path] = .init(digest: digest, node: built, shards: filter.blocks.filter { $0 != built.cid })
         return built
+    }
+
+    /// A directory's entries summed up: SHA-256 of each name (length first), size and CID, in
+    /// tree order (which the walk keeps the same from run to run), in hex.
+    private static func digest(_ children: [(name: String, node: ImportedNode)]) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(children.count * 64)
+        for (name, child) in children {
+            Varint.append(UInt64(name.utf8.count), to: &bytes)
+            bytes.append(contentsOf: name.utf8)
+            Varint.append(child.tsize, to: &bytes)
+            child.cid.append(to: &bytes)
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: SHA256.hash(data: bytes).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
     }
 }

@@ -139,19 +139,26 @@ public struct MirrorTree: Sendable {
             throw .cannotRead(real, reason)
         }
         defer { closedir(handle) }
-        var names: [String] = []
+        // The entry type readdir gives spares a stat of each symlink and directory.
+        var names: [(name: String, type: UInt8)] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
             if name == "." || name == ".." || (name.hasPrefix(".") && !includeHidden) { continue }
-            names.append(name)
+            names.append((name, entry.pointee.d_type))
         }
         var entries: [Entry] = []
-        for name in names.sorted() {
+        for (name, type) in names.sorted(by: { $0.name < $1.name }) {
             let childPath = path.isEmpty ? name : path + "/" + name
             if isExcluded(childPath) { continue }
             let childReal = real + "/" + name
+            if Int(type) == DT_DIR {
+                entries.append(Entry(name: name, kind: .directory(childReal, childPath)))
+                continue
+            }
             var info = stat()
-            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            if Int(type) == DT_LNK {
+                info.st_mode = S_IFLNK
+            } else if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
                 throw .cannotRead(childReal, String(cString: strerror(errno)))
             }
             var target = childReal

@@ -51,13 +51,14 @@ public struct PublishState: Sendable, Equatable {
 
     public init() {}
 
-    /// Reads the state file's text (byte by byte: a mirror's state has tens of thousands of lines).
-    public init(text: String) {
+    /// Reads the state file's text (byte by byte: a mirror's state has tens of thousands of lines);
+    /// without `records`, only its header (up to the first file or directory line).
+    public init(text: String, records: Bool = true) {
         var text = text
-        self = text.withUTF8 { PublishState(utf8: $0) }
+        self = text.withUTF8 { PublishState(utf8: $0, records: records) }
     }
 
-    private init(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+    private init(utf8 bytes: UnsafeBufferPointer<UInt8>, records: Bool) {
         let header = Array((Self.header + "\n").utf8)
         guard bytes.starts(with: header) else { return }
         var lineStart = header.count
@@ -88,6 +89,7 @@ public struct PublishState: Sendable, Equatable {
             }
             fields.append(fieldStart..<lineEnd)
             lineStart = lineEnd + 1
+            if !records && fields[0].count == 1 { return }  // `F` and `D` lines follow the header
             switch (text(fields[0]), fields.count) {
             case ("lastupdate", 2): lastUpdate = Int64(text(fields[1]))
             case ("import", 2): parameters = try? ImportParameters(parsing: text(fields[1]))

@@ -120,17 +120,18 @@ public enum FileSystem {
 
     /// The directory part of a path, as `dirname(1)` gives it.
     public static func directoryName(_ path: String) -> String {
-        var trimmed = Substring(path)
-        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        // On the UTF-8 bytes: a mirror walk asks this for every symlink.
+        var trimmed = path.utf8[...]
+        while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: UInt8(ascii: "/")) else { return "." }
         if slash == trimmed.startIndex { return "/" }
-        return String(trimmed[..<slash])
+        return String(path[..<slash])
     }
 
     /// The last component of a path.
     public static func baseName(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        return String(path[path.utf8.index(after: slash)...])
     }
 
     /// Removes a file; a missing file is not an error.
