@@ -44,7 +44,7 @@ public enum Multibase {
 
     /// base58btc without a prefix (CIDv0, peer IDs).
     public static func base58(_ bytes: [UInt8]) -> String {
-        encodeBase(bytes, alphabet: base58Alphabet)
+        encodeBase(bytes, alphabet: base58Alphabet, base: 58, limbBase: 656_356_768, digitsPerLimb: 5)  // 58^5
     }
 
     /// Decodes base58btc without a prefix.
@@ -54,7 +54,7 @@ public enum Multibase {
 
     /// base36 lower-case without a prefix.
     public static func base36(_ bytes: [UInt8]) -> String {
-        encodeBase(bytes, alphabet: base36Alphabet)
+        encodeBase(bytes, alphabet: base36Alphabet, base: 36, limbBase: 2_176_782_336, digitsPerLimb: 6)  // 36^6
     }
 
     /// RFC 4648 base32, lower-case, no padding, without a prefix.
@@ -94,18 +94,15 @@ public enum Multibase {
         return output
     }
 
-    /// Big-number base conversion with leading zero bytes kept as leading zero digits. The input
-    /// is taken four bytes at a time (one multiply-and-carry pass per four bytes instead of one).
-    private static func encodeBase(_ bytes: [UInt8], alphabet: [UInt8]) -> String {
-        let base = UInt64(alphabet.count)
-        // The number is kept in limbs of `digitsPerLimb` digits (base^digits < 2^32), little-endian,
-        // and fed four bytes at a time: a CID costs a few dozen divisions instead of hundreds.
-        var digitsPerLimb = 1
-        var limbBase = base
-        while limbBase * base < 1 << 32 {
-            limbBase *= base
-            digitsPerLimb += 1
-        }
+    /// Big-number base conversion with leading zero bytes kept as leading zero digits. The number
+    /// is kept in limbs of `digitsPerLimb` digits (`limbBase` = base^digitsPerLimb < 2^32),
+    /// little-endian, and fed four bytes at a time: a CID costs a few dozen divisions instead of
+    /// hundreds. Inlined with constant bases, the divisions become multiplications (an index or a
+    /// state file formats tens of thousands of CIDs).
+    @inline(__always)
+    private static func encodeBase(
+        _ bytes: [UInt8], alphabet: [UInt8], base: UInt64, limbBase: UInt64, digitsPerLimb: Int
+    ) -> String {
         let zeros = bytes.prefix { $0 == 0 }.count
         var limbs: [UInt64] = []
         limbs.reserveCapacity(bytes.count / 3 + 1)
@@ -136,11 +133,14 @@ public enum Multibase {
             }
         }
         while digits.last == 0 { digits.removeLast() }
-        let text = [UInt8](repeating: alphabet[0], count: zeros) + digits.reversed().map { alphabet[Int($0)] }
-        return String(decoding: text, as: UTF8.self)
+        return String(unsafeUninitializedCapacity: zeros + digits.count) { text in
+            for index in 0..<zeros { text[index] = alphabet[0] }
+            for (index, digit) in digits.reversed().enumerated() { text[zeros + index] = alphabet[Int(digit)] }
+            return zeros + digits.count
+        }
     }
 
-    /// The inverse of ``encodeBase(_:alphabet:)``, four digits at a time.
+    /// The inverse of ``encodeBase(_:alphabet:base:limbBase:digitsPerLimb:)``, four digits at a time.
     private static func decodeBase(_ text: String, alphabet: [UInt8], values table: [Int8]) throws(DecodeError) -> [UInt8] {
         let base = UInt64(alphabet.count)
         let characters = Array(text.utf8)

@@ -111,20 +111,24 @@ public struct MirrorPublisher: Sendable {
 
         let reuse = state.parameters != nil
         async let fullState = reuse ? PublishState(text: stateText) : PublishState()
-        let tree: MirrorTree.Node
+        let walked: MirrorTree.Node
         do {
-            tree = try await MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
+            walked = try await MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
         } catch {
             throw .walk(error)
         }
         state = await fullState
+        // The mirror's own index, if it has one, is replaced by ours.
+        guard case .directory(_, let topEntries) = walked else { throw .io("\(options.mirror) is not a directory") }
+        let tree = MirrorTree.Node.directory(path: "", entries: topEntries.filter { $0.name != MirrorIndex.fileName })
+        let files = MirrorTree.files(tree)
         // Blocks stream to kubo while they are made (one dag/import, nothing spooled).
         let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
         var next = PublishState()
         next.parameters = options.parameters
         let root: ImportedNode
         do {
-            root = try await buildDAG(tree, sink: upload?.writer ?? DiscardingSink(), state: state, next: &next, report: &report)
+            root = try await buildDAG(tree, files: files, sink: upload?.writer ?? DiscardingSink(), state: state, next: &next, report: &report)
         } catch {
             if let kuboFailure = await upload?.abandon() { throw .kubo(kuboFailure) }
             throw error
@@ -139,7 +143,7 @@ public struct MirrorPublisher: Sendable {
         report.bytesSent = upload.writer.byteCount
         let waiting = Monotonic.nanoseconds()
         let built = next
-        async let records = built.records
+        async let records = built.records(filesInOrder: files.map(\.path))
         do {
             try await upload.finish()
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
@@ -166,18 +170,14 @@ public struct MirrorPublisher: Sendable {
         return report
     }
 
-    /// Builds the mirror's DAG into `sink`: reuses the files and directories that did not change,
+    /// Builds the DAG of the mirror's `tree` (whose `files` are in tree order) into `sink`: reuses the files and directories that did not change,
     /// hashes the rest (each real file once) on every core, then the index and the directories.
     private func buildDAG(
-        _ walked: MirrorTree.Node, sink: any BlockSink, state: PublishState, next: inout PublishState, report: inout Report
+        _ tree: MirrorTree.Node, files: [MirrorTree.File], sink: any BlockSink, state: PublishState,
+        next: inout PublishState, report: inout Report
     ) async throws(Failure) -> ImportedNode {
-        // The mirror's own index, if it has one, is replaced by ours.
-        guard case .directory(_, let topEntries) = walked else { throw Failure.io("\(options.mirror) is not a directory") }
-        let tree = MirrorTree.Node.directory(path: "", entries: topEntries.filter { $0.name != MirrorIndex.fileName })
-
         // Files: reuse what did not change, hash the rest (each real file once) on every core.
         // Meanwhile the repo databases are read, for the index.
-        let files = MirrorTree.files(tree)
         async let packages = Self.packageRecords(files)
         var reused = [ImportedNode?](repeating: nil, count: files.count)
         var changed: [String: MirrorTree.File] = [:]

@@ -191,15 +191,18 @@ public struct MirrorTree: Sendable {
     struct LinkResolver {
         /// Target directories as written (relative to a link) → their real path and an open descriptor.
         private var directories: [String: (real: String, fd: Int32)] = [:]
+        /// Where readlinkat puts a link's target (one buffer for every link).
+        private var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
 
         /// The real path of the symlink `name` in the real directory `directory` (open as
         /// `directoryFD`), and what it is (`stat` of it).
         mutating func resolve(_ name: String, at directoryFD: Int32, in directory: String) -> (path: String, info: stat)? {
             let link = directory + "/" + name
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let count = readlinkat(directoryFD, name, &buffer, buffer.count - 1)
             guard count > 0 else { return Self.followed(link) }
-            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let target = buffer.withUnsafeBufferPointer { characters in
+                String(decoding: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(characters)[0..<count]), as: UTF8.self)
+            }
             let absolute = target.hasPrefix("/") ? target : directory + "/" + target
             let targetName = FileSystem.baseName(absolute)
             guard targetName != "." && targetName != ".." && !targetName.isEmpty else { return Self.followed(link) }

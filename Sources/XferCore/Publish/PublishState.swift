@@ -133,16 +133,39 @@ public struct PublishState: Sendable, Equatable {
     }
 
     /// The file and directory lines, sorted by path.
-    public var records: String {
-        var lines: [String] = []
-        lines.reserveCapacity(files.count + directories.count)
-        for (path, record) in files.sorted(by: { $0.key < $1.key }) {
-            lines.append("F\t\(path)\t\(record.size)\t\(record.modified)\t\(record.inode)\t\(record.node.cid)\t\(record.node.tsize)\t\(record.node.fileSize)\n")
+    public var records: String { records(filesInOrder: files.keys.sorted()) }
+
+    /// The file and directory lines: the files in the order of `paths` (the keys of ``files``,
+    /// as the walk found them: sorting 40 000 paths costs more than writing them), the
+    /// directories sorted by path.
+    public func records(filesInOrder paths: [String]) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(paths.count * 128)
+        func field(_ text: String) {
+            bytes.append(UInt8(ascii: "\t"))
+            bytes.append(contentsOf: text.utf8)
+        }
+        for path in paths {
+            guard let record = files[path] else { continue }
+            bytes.append(UInt8(ascii: "F"))
+            field(path)
+            field(String(record.size))
+            field(String(record.modified))
+            field(String(record.inode))
+            field(record.node.cid.description)
+            field(String(record.node.tsize))
+            field(String(record.node.fileSize))
+            bytes.append(UInt8(ascii: "\n"))
         }
         for (path, record) in directories.sorted(by: { $0.key < $1.key }) {
-            let shards = record.shards.isEmpty ? "" : "\t" + record.shards.map(\.description).joined(separator: ",")
-            lines.append("D\t\(path)\t\(record.digest)\t\(record.node.cid)\t\(record.node.tsize)\(shards)\n")
+            bytes.append(UInt8(ascii: "D"))
+            field(path)
+            field(record.digest)
+            field(record.node.cid.description)
+            field(String(record.node.tsize))
+            if !record.shards.isEmpty { field(record.shards.map(\.description).joined(separator: ",")) }
+            bytes.append(UInt8(ascii: "\n"))
         }
-        return lines.joined()
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
