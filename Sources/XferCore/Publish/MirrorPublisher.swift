@@ -170,8 +170,9 @@ public struct MirrorPublisher: Sendable {
         return report
     }
 
-    /// Builds the DAG of the mirror's `tree` (whose `files` are in tree order) into `sink`: reuses the files and directories that did not change,
-    /// hashes the rest (each real file once) on every core, then the index and the directories.
+    /// Builds the DAG of the mirror's `tree` (whose `files` are in tree order) into `sink`: reuses
+    /// the files and directories that did not change, hashes the rest (each real file once) on
+    /// every core, then the index and the directories.
     private func buildDAG(
         _ tree: MirrorTree.Node, files: [MirrorTree.File], sink: any BlockSink, state: PublishState,
         next: inout PublishState, report: inout Report
@@ -190,7 +191,7 @@ public struct MirrorPublisher: Sendable {
             }
         }
         let hashed = try await hash(Array(changed.values), sink: sink)
-        report.filesReused = files.count - reused.count { $0 == nil }
+        report.filesReused = reused.count { $0 != nil }
         report.filesHashed = hashed.count
         report.bytesHashed = changed.values.reduce(0) { $0 + $1.size }
         // Each file's node, in the order of `files` (the tree's order).
