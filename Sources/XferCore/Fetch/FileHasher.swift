@@ -71,10 +71,7 @@ final class FileHasher: @unchecked Sendable {
                 buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 hashed += Int64(count)
             } else if ended.load(ordering: .acquiring) && hashed >= available.load(ordering: .acquiring) {
-                result = .success(hasher.finalize().map { byte in
-                    let hex = String(byte, radix: 16)
-                    return byte < 16 ? "0" + hex : hex
-                }.joined())
+                result = .success(Hex.lowercase(hasher.finalize()))
                 return
             } else {
                 usleep(200)  // caught up with the writer

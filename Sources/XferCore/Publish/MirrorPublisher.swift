@@ -119,16 +119,16 @@ public struct MirrorPublisher: Sendable {
         }
         state = await fullState
         // The mirror's own index, if it has one, is replaced by ours.
-        guard case .directory(_, let topEntries) = walked else { throw .io("\(options.mirror) is not a directory") }
-        let tree = MirrorTree.Node.directory(path: "", entries: topEntries.filter { $0.name != MirrorIndex.fileName })
-        let files = MirrorTree.files(tree)
+        guard case .directory(_, let walkedEntries) = walked else { throw .io("\(options.mirror) is not a directory") }
+        let entries = walkedEntries.filter { $0.name != MirrorIndex.fileName }
+        let files = MirrorTree.files(.directory(path: "", entries: entries))
         // Blocks stream to kubo while they are made (one dag/import, nothing spooled).
         let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
         var next = PublishState()
         next.parameters = options.parameters
         let root: ImportedNode
         do {
-            root = try await buildDAG(tree, files: files, sink: upload?.writer ?? DiscardingSink(), state: state, next: &next, report: &report)
+            root = try await buildDAG(entries, files: files, sink: upload?.writer ?? DiscardingSink(), state: state, next: &next, report: &report)
         } catch {
             if let kuboFailure = await upload?.abandon() { throw .kubo(kuboFailure) }
             throw error
@@ -170,12 +170,12 @@ public struct MirrorPublisher: Sendable {
         return report
     }
 
-    /// Builds the DAG of the mirror's `tree` (whose `files` are in tree order) into `sink`: reuses
-    /// the files and directories that did not change, hashes the rest (each real file once) on
-    /// every core, then the index and the directories.
+    /// Builds the DAG of the mirror's top-level `entries` (whose `files` are in tree order) into
+    /// `sink`: reuses the files and directories that did not change, hashes the rest (each real
+    /// file once) on every core, then the index and the directories.
     private func buildDAG(
-        _ tree: MirrorTree.Node, files: [MirrorTree.File], sink: any BlockSink, state: PublishState,
-        next: inout PublishState, report: inout Report
+        _ entries: [(name: String, node: MirrorTree.Node)], files: [MirrorTree.File], sink: any BlockSink,
+        state: PublishState, next: inout PublishState, report: inout Report
     ) async throws(Failure) -> ImportedNode {
         // Files: reuse what did not change, hash the rest (each real file once) on every core.
         // Meanwhile the repo databases are read, for the index.
@@ -213,7 +213,6 @@ public struct MirrorPublisher: Sendable {
         async let index = importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink)
         do {
             var fileCursor = fileNodes.makeIterator()
-            guard case .directory(_, let entries) = tree else { preconditionFailure("the root is a directory") }
             var children: [(name: String, node: ImportedNode)] = []
             for (name, child) in entries {
                 children.append((name, try build(child, files: &fileCursor, sink: sink, known: known, state: state,
@@ -351,7 +350,6 @@ public struct MirrorPublisher: Sendable {
             Varint.append(child.tsize, to: &bytes)
             child.cid.append(to: &bytes)
         }
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: SHA256.hash(data: bytes).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+        return Hex.lowercase(SHA256.hash(data: bytes))
     }
 }

@@ -156,13 +156,11 @@ public struct MirrorTree: Sendable {
                 continue
             }
             var info = stat()
-            if Int(type) == DT_LNK {
-                info.st_mode = S_IFLNK
-            } else if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
+            if Int(type) != DT_LNK && fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
                 throw .cannotRead(childReal, String(cString: strerror(errno)))
             }
             var target = childReal
-            if (info.st_mode & S_IFMT) == S_IFLNK {
+            if Int(type) == DT_LNK || (info.st_mode & S_IFMT) == S_IFLNK {
                 guard let (resolved, resolvedInfo) = resolver.resolve(name, at: fd, in: real) else {
                     throw .cannotRead(childReal, "dangling symlink")
                 }

@@ -549,63 +549,9 @@ def pb_named_links(cid: CID, block: bytes) -> list[tuple[str, CID]]:
     """A block's dag-pb links as (name, CID), in order; raw and opaque codecs have none."""
     if cid.codec != DAG_PB:
         return []
-    links = _canonical_pb_links(block)
-    if links is not None:
-        return links
     from .protobuf import PBNode  # local: keeps the module import light for the plain RPC stand-in
 
     return [(link.name, link.cid) for link in PBNode.decode(block).links]
-
-
-def _canonical_pb_links(block: bytes) -> list[tuple[str, CID]] | None:
-    """The fast path of :func:`pb_named_links`: a block laid out as encoders write dag-pb (links as
-    Hash, Name, Tsize with CIDv0 hashes, then Data), decoded in one pass; None for any other
-    layout or anything wrong, which the general decoder then handles (and reports). Decoding
-    every block is what makes a big import slow in Python; kubo's Go decoder costs next to nothing.
-    """
-    links: list[tuple[str, CID]] = []
-    n = len(block)
-    pos = 0
-    try:
-        while pos < n:
-            key = block[pos]
-            length, shift, pos = 0, 0, pos + 1
-            while True:  # the field's length (a varint)
-                byte = block[pos]
-                pos += 1
-                length |= (byte & 0x7F) << shift
-                if byte < 0x80:
-                    break
-                shift += 7
-                if shift > 28:
-                    return None
-            end = pos + length
-            if end > n:
-                return None
-            if key == 0x0A:  # Data: the last field
-                return links if end == n else None
-            if key != 0x12 or block[pos] != 0x0A or block[pos + 1] != 34 or block[pos + 2] != 0x12 \
-                    or block[pos + 3] != 0x20:
-                return None  # not a link with a CIDv0 hash
-            cid = CID(0, DAG_PB, bytes(block[pos + 2:pos + 36]))
-            pos += 36
-            name = ""
-            if pos < end and block[pos] == 0x12 and block[pos + 1] < 0x80:
-                name = block[pos + 2:pos + 2 + block[pos + 1]].decode("utf-8", "surrogateescape")
-                pos += 2 + block[pos + 1]
-            if pos < end and block[pos] == 0x18:
-                start = pos = pos + 1
-                while pos < end and block[pos] >= 0x80:
-                    pos += 1
-                pos += 1
-                if pos - start > 9:
-                    return None
-            if pos != end:
-                return None
-            links.append((name, cid))
-    except (IndexError, UnicodeDecodeError):
-        return None
-    return links
 
 
 class FlatfsWriter(BlockStore):

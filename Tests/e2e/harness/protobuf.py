@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .cid import CID, read_varint
+from .cid import CID, DAG_PB, read_varint
 
 
 class ProtobufError(ValueError):
@@ -68,15 +68,78 @@ class PBNode:
     @classmethod
     def decode(cls, block: bytes) -> "PBNode":
         """Decode a dag-pb block (Links and Data may appear in any order)."""
-        node = cls()
-        for number, wtype, value in iter_fields(block):
-            if number == 2 and wtype == 2:
-                node.links.append(_decode_link(value))
-            elif number == 1 and wtype == 2:
-                node.data = value
-            else:
-                raise ProtobufError(f"unexpected PBNode field {number}/{wtype}")
-        return node
+        node = _decode_canonical(block)
+        return node if node is not None else _decode_fields(block)
+
+
+def _decode_fields(block: bytes) -> PBNode:
+    """:meth:`PBNode.decode` field by field: any order, and the errors it reports."""
+    node = PBNode()
+    for number, wtype, value in iter_fields(block):
+        if number == 2 and wtype == 2:
+            node.links.append(_decode_link(value))
+        elif number == 1 and wtype == 2:
+            node.data = value
+        else:
+            raise ProtobufError(f"unexpected PBNode field {number}/{wtype}")
+    return node
+
+
+def _decode_canonical(block: bytes) -> PBNode | None:
+    """:meth:`PBNode.decode` in one pass for a block laid out as encoders write dag-pb (links as
+    Hash, Name, Tsize with CIDv0 hashes, then Data); None for any other layout or anything wrong,
+    which :func:`_decode_fields` then handles (and reports). The kubo stand-ins decode every block
+    they import or serve: field by field, a republish's HAMT shards cost most of an import in
+    Python, where kubo's Go decoder costs next to nothing.
+    """
+
+    def varint(pos: int, end: int) -> tuple[int, int] | None:
+        value = shift = 0
+        while pos < end and shift <= 56:
+            byte = block[pos]
+            value |= (byte & 0x7F) << shift
+            pos += 1
+            if byte < 0x80:
+                return value, pos
+            shift += 7
+        return None
+
+    node = PBNode()
+    n = len(block)
+    pos = 0
+    try:
+        while pos < n:
+            key = block[pos]
+            length = varint(pos + 1, n)
+            if length is None or length[1] + length[0] > n:
+                return None
+            pos, end = length[1], length[1] + length[0]
+            if key == 0x0A:  # Data: the last field
+                if end != n:
+                    return None
+                node.data = bytes(block[pos:end])
+                return node
+            if key != 0x12 or block[pos] != 0x0A or block[pos + 1] != 34 or block[pos + 2] != 0x12 \
+                    or block[pos + 3] != 0x20:
+                return None  # not a link with a CIDv0 hash
+            cid = CID(0, DAG_PB, bytes(block[pos + 2:pos + 36]))
+            pos += 36
+            name = ""
+            if pos < end and block[pos] == 0x12 and block[pos + 1] < 0x80:
+                name = bytes(block[pos + 2:pos + 2 + block[pos + 1]]).decode("utf-8", "surrogateescape")
+                pos += 2 + block[pos + 1]
+            tsize = None
+            if pos < end and block[pos] == 0x18:
+                read = varint(pos + 1, end)
+                if read is None:
+                    return None
+                tsize, pos = read
+            if pos != end:
+                return None
+            node.links.append(PBLink(cid, name, tsize))
+    except IndexError:
+        return None
+    return node
 
 
 def _decode_link(buf: bytes) -> PBLink:
