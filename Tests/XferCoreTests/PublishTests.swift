@@ -1,5 +1,6 @@
 import Foundation
 import IPFSData
+import Synchronization
 import Testing
 @testable import XferCore
 
@@ -33,6 +34,72 @@ import Testing
         #expect(everything.map(\.path).contains("pool/packages-debug/a-debug-1-1-any.pkg.tar.zst"))
     }
 
+    @Test func theWalkTellsTheFilesChangedSinceAMoment() async throws {
+        let directory = try mirror()
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let since = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        try await Task.sleep(for: .milliseconds(20))  // past the kernel's coarse clock for ctimes
+        try directory.write("m/pool/packages/a-1-1-any.pkg.tar.zst", [1, 2, 3, 4])
+        try directory.write("m/iso/latest/arch.iso", [8])
+        let told = Mutex<[MirrorTree.File]>([])
+        let watch = MirrorTree.ChangeWatch(since: since) { file in told.withLock { $0.append(file) } }
+        let tree = try await MirrorTree(root: directory.path + "/m", excludes: ["iso/"], watch: watch).walk()
+        let files = told.withLock { $0 }.sorted { $0.path < $1.path }
+        // The file, once as itself and once through the link into it; not the excluded one, nor
+        // those untouched since.
+        #expect(files.map(\.path) == ["core/os/x86_64/a-1-1-any.pkg.tar.zst", "pool/packages/a-1-1-any.pkg.tar.zst"])
+        #expect(files.allSatisfy { $0.realPath == files[1].realPath && $0.size == 4 })
+        #expect(MirrorTree.fileCount(tree) == MirrorTree.files(tree).count && MirrorTree.fileCount(tree) == 4)
+    }
+
+    @Test func theEagerHasherHashesEachFileOnceAndLeavesFailuresOut() async throws {
+        final class CountingSink: BlockSink {
+            let puts = Mutex<[CID]>([])
+            func put(_ cid: CID, _ block: [UInt8]) throws { puts.withLock { $0.append(cid) } }
+        }
+        let directory = try TemporaryDirectory()
+        let big = try directory.write("big", pseudoRandomBytes(600_000))  // three chunks and a root
+        let small = try directory.write("small", Array("small\n".utf8))
+        let sink = CountingSink()
+        let hasher = try EagerHasher(parameters: .unixfsV0_2015, sink: sink)
+        for path in [big, small, big, directory.path + "/missing"] { hasher.add(path) }
+        let hashed = await hasher.finish()
+        func expected(_ path: String) throws -> ImportedNode {
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            return try FileImporter(parameters: .unixfsV0_2015, sink: DiscardingSink()).importFile(fd: fd, path: path)
+        }
+        #expect(hashed == [big: try expected(big), small: try expected(small)])
+        #expect(sink.puts.withLock { $0.count } == 5)
+    }
+
+    @Test func stagedFilesAreCommittedOrDiscardedAndAbandonedOnesRemoved() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/state"
+        try FileSystem.writeAtomically(path, bytes: Array("old\n".utf8))
+        let kept = try FileSystem.stage(path, bytes: Array("new\n".utf8))
+        let dropped = try FileSystem.stage(path, bytes: Array("other\n".utf8), tag: ".named")
+        #expect(try directory.read("state") == Array("old\n".utf8))
+        dropped.discard()
+        try kept.commit()
+        #expect(try directory.read("state") == Array("new\n".utf8))
+        #expect(FileSystem.listDirectory(directory.path) == ["state"])
+
+        // What a killed run left: its pid is gone. A live process's files (ours) stay.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let live = getpid()
+        for name in ["state.tmp.\(gone.processIdentifier)", "state.tmp.\(gone.processIdentifier).named",
+                     "state.tmp.\(live)", "other.tmp.\(gone.processIdentifier)"] {
+            try directory.write(name, [1])
+        }
+        FileSystem.removeAbandonedStages(of: path)
+        #expect(FileSystem.listDirectory(directory.path).sorted() == ["other.tmp.\(gone.processIdentifier)", "state", "state.tmp.\(live)"])
+    }
+
     @Test func aSymlinkOutOfTheMirrorIsRefused() async throws {
         let directory = try mirror()
         try directory.write("outside/secret", [7])
@@ -46,6 +113,7 @@ import Testing
         var state = PublishState()
         state.parameters = .unixfsV0_2015
         state.lastUpdate = 1_795_000_000
+        state.walkStarted = 1_795_000_001_123_456_789
         state.root = cid
         state.published = cid
         state.generations = [cid, try CID("bafkqaaa")]

@@ -206,8 +206,13 @@ def test_kill_9_anywhere_then_the_rerun_is_consistent(make_arch_mirror, publish_
         if command == "dag/import":
             assert name not in node.rpc.published()  # the name never points at blocks kubo lacks
         mutate_mirror(mirror, fraction=0.01)  # the mirror moves on meanwhile
+    # The run killed while the name was published left the state it would have saved next.
+    assert any(".tmp." in p.name for p in (tmp_path / "publish-state").iterdir())
     rerun = report(publish(conf, mirror.root))
     root = rerun["root"].removeprefix("/ipfs/")
     assert_kubo_agrees(kubo_repo, mirror, node, root)
     assert node.rpc.published()[name]["value"] == f"/ipfs/{root}"
     assert node.rpc.pins()[root]["type"] == "recursive"
+    # What the killed runs were writing to the state directory is gone: the state file remains.
+    left = [p.name for p in (tmp_path / "publish-state").iterdir()]
+    assert len(left) == 1 and ".tmp." not in left[0], left

@@ -99,36 +99,65 @@ public struct MirrorPublisher: Sendable {
             if state.published == root {
                 report.skipped = true
             } else {
+                // An earlier run stopped before publishing.
                 state = PublishState(text: stateText)
                 let waiting = Monotonic.nanoseconds()
-                report.name = try await publish(root, state: &state)  // an earlier run stopped before publishing
+                report.name = try await announce(root)
+                state.published = root
+                try save(state.encoded(records: state.records))
                 report.kuboSeconds = Monotonic.seconds(since: waiting)
             }
             report.seconds = Monotonic.seconds(since: start)
             return report
         }
         guard options.dryRun || rpc != nil else { throw .noAPI }
+        if !options.dryRun { FileSystem.removeAbandonedStages(of: options.statePath) }  // from a run killed while saving
 
         let reuse = state.parameters != nil
-        async let fullState = reuse ? PublishState(text: stateText) : PublishState()
-        let walked: MirrorTree.Node
-        do {
-            walked = try await MirrorTree(root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden).walk()
-        } catch {
-            throw .walk(error)
-        }
-        state = await fullState
-        // The mirror's own index, if it has one, is replaced by ours.
-        guard case .directory(_, let walkedEntries) = walked else { throw .io("\(options.mirror) is not a directory") }
-        let entries = walkedEntries.filter { $0.name != MirrorIndex.fileName }
-        let files = MirrorTree.files(.directory(path: "", entries: entries))
-        // Blocks stream to kubo while they are made (one dag/import, nothing spooled).
-        let upload = try options.dryRun ? nil : rpc.map { rpc throws(Failure) in try CARUpload(rpc: rpc) }
+        // Blocks stream to kubo while they are made (one dag/import, nothing spooled). Files the
+        // walk finds changed since the last run's walk are hashed at once, so on a republish the
+        // import starts before the walk; a first publish asks kubo nothing until the mirror has
+        // been walked (one refused asks it nothing).
+        let eagerSince = reuse ? state.walkStarted : nil
+        var upload = eagerSince == nil ? nil : try startUpload()
         var next = PublishState()
         next.parameters = options.parameters
+        next.walkStarted = Self.wallClockNanoseconds()
         let root: ImportedNode
-        do {
-            root = try await buildDAG(entries, files: files, sink: upload?.writer ?? DiscardingSink(), state: state, next: &next, report: &report)
+        let fileRecords: [(path: String, record: PublishState.FileRecord)]
+        do throws(Failure) {
+            // The last run's files and directories, read while the mirror is walked. The header,
+            // in `state`, is all that is needed after the build: the rest goes with this block,
+            // while kubo still works.
+            async let fullState = reuse ? PublishState(text: stateText) : PublishState()
+            var eager: EagerHasher?
+            var watch: MirrorTree.ChangeWatch?
+            if let since = eagerSince {
+                let hasher = try Self.eagerHasher(parameters: options.parameters, sink: upload?.writer ?? DiscardingSink())
+                eager = hasher
+                watch = MirrorTree.ChangeWatch(since: since) { hasher.add($0.realPath) }
+            }
+            let walked: Result<MirrorTree.Node, MirrorTree.WalkError>
+            do {
+                walked = .success(try await MirrorTree(
+                    root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden,
+                    watch: watch).walk())
+            } catch {
+                walked = .failure(error)
+            }
+            // (Done before anything can fail: the hasher must not write to an abandoned upload.)
+            let early = await eager?.finish() ?? [:]
+            let last = await fullState
+            // The mirror's own index, if it has one, is replaced by ours.
+            guard case .directory(_, let walkedEntries) = try walked.mapError(Failure.walk).get() else {
+                throw Failure.io("\(options.mirror) is not a directory")
+            }
+            let entries = walkedEntries.filter { $0.name != MirrorIndex.fileName }
+            let files = MirrorTree.files(.directory(path: "", entries: entries))
+            if upload == nil { upload = try startUpload() }
+            (root, fileRecords) = try await buildDAG(
+                entries, files: files, hashedEarly: early, sink: upload?.writer ?? DiscardingSink(), state: last,
+                next: &next, report: &report)
         } catch {
             if let kuboFailure = await upload?.abandon() { throw .kubo(kuboFailure) }
             throw error
@@ -139,11 +168,17 @@ public struct MirrorPublisher: Sendable {
             return report
         }
 
-        // Blocks, pin, state; then the name. The state's file lines are made while kubo works.
+        // Blocks, pin, state; then the name. The state, as it is once the root is pinned and again
+        // once the name points at it, is written (not yet in place) while kubo works.
         report.bytesSent = upload.writer.byteCount
         let waiting = Monotonic.nanoseconds()
-        let built = next
-        async let records = built.records(filesInOrder: files.map(\.path))
+        let generations = [root.cid] + state.generations.filter { $0 != root.cid }
+        next.generations = Array(generations.prefix(max(options.keep, 1)))
+        next.lastUpdate = lastUpdate
+        next.root = root.cid
+        next.published = state.published
+        let pinned = next
+        async let staged = stageStates(pinned, files: fileRecords, publishing: root.cid)
         do {
             try await upload.finish()
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
@@ -152,75 +187,115 @@ public struct MirrorPublisher: Sendable {
                 try await rpc.pin(root.cid.description, name: "ipfs-xfer mirror")
             }
         } catch {
+            if case .success(let files) = await staged { files.pinned.discard(); files.named.discard() }
             throw .kubo(error)
         }
-        next.generations = [root.cid] + state.generations.filter { $0 != root.cid }
-        while next.generations.count > max(options.keep, 1) {
-            let old = next.generations.removeLast()
-            if options.keep > 1 { try? await rpc.unpin(old.description) }
+        if options.keep > 1 {
+            for old in generations.dropFirst(next.generations.count) { try? await rpc.unpin(old.description) }
         }
-        next.lastUpdate = lastUpdate
-        next.root = root.cid
-        next.published = state.published
-        let lines = await records
-        try save(next, records: lines)
-        report.name = try await publish(root.cid, state: &next, records: lines)
+        let files = try await staged.get()
+        do {
+            try commit(files.pinned)
+            report.name = try await announce(root.cid)
+        } catch {
+            files.named.discard()
+            throw error
+        }
+        try commit(files.named)
         report.kuboSeconds = Monotonic.seconds(since: waiting)
         report.seconds = Monotonic.seconds(since: start)
         return report
     }
 
+    /// The state file staged twice: as `state` with `files` in it, and as the same once `root` is
+    /// published.
+    private func stageStates(
+        _ state: PublishState, files: [(path: String, record: PublishState.FileRecord)], publishing root: CID
+    ) -> Result<(pinned: FileSystem.StagedFile, named: FileSystem.StagedFile), Failure> {
+        let records = state.records(files: files)
+        var named = state
+        named.published = root
+        let pinned: FileSystem.StagedFile
+        do {
+            pinned = try FileSystem.stage(options.statePath, bytes: state.encoded(records: records))
+        } catch {
+            return .failure(.io("cannot write \(options.statePath): \(error)"))
+        }
+        do {
+            return .success((pinned, try FileSystem.stage(options.statePath, bytes: named.encoded(records: records), tag: ".named")))
+        } catch {
+            pinned.discard()
+            return .failure(.io("cannot write \(options.statePath): \(error)"))
+        }
+    }
+
     /// Builds the DAG of the mirror's top-level `entries` (whose `files` are in tree order) into
     /// `sink`: reuses the files and directories that did not change, hashes the rest (each real
-    /// file once) on every core, then the index and the directories.
+    /// file once; those `hashedEarly`, by real path, during the walk are taken as they are) on
+    /// every core, then the index and the directories. Returns the root and each file's record,
+    /// in tree order.
     private func buildDAG(
-        _ entries: [(name: String, node: MirrorTree.Node)], files: [MirrorTree.File], sink: any BlockSink,
-        state: PublishState, next: inout PublishState, report: inout Report
-    ) async throws(Failure) -> ImportedNode {
+        _ entries: [(name: String, node: MirrorTree.Node)], files: [MirrorTree.File], hashedEarly: [String: ImportedNode],
+        sink: any BlockSink, state: PublishState, next: inout PublishState, report: inout Report
+    ) async throws(Failure) -> (root: ImportedNode, files: [(path: String, record: PublishState.FileRecord)]) {
         // Files: reuse what did not change, hash the rest (each real file once) on every core.
         // Meanwhile the repo databases are read, for the index.
         async let packages = Self.packageRecords(files)
-        var reused = [ImportedNode?](repeating: nil, count: files.count)
+        let reused = await Self.unchanged(files, state: state)
         var changed: [String: MirrorTree.File] = [:]
-        for (index, file) in files.enumerated() {
-            if let record = state.files[file.path], record.size == file.size, record.modified == file.modified,
-               record.inode == file.inode {
-                reused[index] = record.node
-            } else {
-                changed[file.realPath] = file
-            }
-        }
-        let hashed = try await hash(Array(changed.values), sink: sink)
+        for (index, file) in files.enumerated() where reused[index] == nil { changed[file.realPath] = file }
+        let hashed = try await hash(changed.values.filter { hashedEarly[$0.realPath] == nil }, sink: sink)
+            .merging(hashedEarly) { late, _ in late }
         report.filesReused = reused.count { $0 != nil }
         report.filesHashed = hashed.count
-        report.bytesHashed = changed.values.reduce(0) { $0 + $1.size }
-        // Each file's node, in the order of `files` (the tree's order).
+        report.bytesHashed = hashed.values.reduce(0) { $0 + Int64($1.fileSize) }
+        // Each file's node and record, in the order of `files` (the tree's order).
         var nodes: [ImportedNode] = []
+        var fileRecords: [(path: String, record: PublishState.FileRecord)] = []
         nodes.reserveCapacity(files.count)
-        next.files.reserveCapacity(files.count)
+        fileRecords.reserveCapacity(files.count)
         for (index, file) in files.enumerated() {
             let node = reused[index] ?? hashed[file.realPath]!
             nodes.append(node)
-            next.files[file.path] = .init(size: file.size, modified: file.modified, inode: file.inode, node: node)
+            fileRecords.append((file.path, .init(size: file.size, modified: file.modified, inode: file.inode, node: node)))
         }
 
-        // The directories bottom-up, reusing those whose entries are the same, while the index is
-        // made on another core; then the root. Of their blocks, only those the last root lacks go
-        // to kubo.
+        // The directories bottom-up, reusing those whose entries are the same, each top-level
+        // directory on a core of its own and the index beside them; then the root. Of their
+        // blocks, only those the last root lacks go to kubo.
         let known = state.knownBlocks
         let indexSink = KnownBlockFilter(passingTo: sink, known: known)
         let records = await packages, fileNodes = nodes
         async let index = importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink)
         do {
-            var fileCursor = fileNodes.makeIterator()
-            var children: [(name: String, node: ImportedNode)] = []
-            for (name, child) in entries {
-                children.append((name, try build(child, files: &fileCursor, sink: sink, known: known, state: state,
-                                                 next: &next, report: &report)))
+            var built = BuiltDirectories()
+            var children = try await withThrowingTaskGroup(of: (Int, ImportedNode, BuiltDirectories).self) { group in
+                var first = 0
+                for (position, (_, child)) in entries.enumerated() {
+                    let count = MirrorTree.fileCount(child)
+                    let range = first..<first + count
+                    first += count
+                    group.addTask {
+                        var cursor = fileNodes[range].makeIterator()
+                        var built = BuiltDirectories()
+                        let node = try build(child, files: &cursor, sink: sink, known: known, state: state, into: &built)
+                        return (position, node, built)
+                    }
+                }
+                var nodes = [ImportedNode?](repeating: nil, count: entries.count)
+                for try await (position, node, part) in group {
+                    nodes[position] = node
+                    built.merge(part)
+                }
+                return zip(entries, nodes).map { (name: $0.name, node: $1!) }
             }
             children.append((MirrorIndex.fileName, try await index))
             next.indexBlocks = indexSink.blocks
-            return try directory("", children: children, sink: sink, known: known, state: state, next: &next, report: &report)
+            let root = try directory("", children: children, sink: sink, known: known, state: state, into: &built)
+            next.directories = built.records
+            report.directoriesBuilt = built.built
+            report.directoriesReused = built.reused
+            return (root, fileRecords)
         } catch let failure as Failure {
             throw failure
         } catch {
@@ -228,9 +303,64 @@ public struct MirrorPublisher: Sendable {
         }
     }
 
-    /// Publishes `root` under the IPNS key, announces it, and records it in the state (whose file
-    /// and directory lines are `records`, when already made).
-    private func publish(_ root: CID, state: inout PublishState, records: String? = nil) async throws(Failure) -> String? {
+    /// The directories built or reused by a part of the run, by path.
+    private struct BuiltDirectories: Sendable {
+        var records: [String: PublishState.DirectoryRecord] = [:]
+        var built = 0
+        var reused = 0
+
+        mutating func merge(_ other: BuiltDirectories) {
+            records.merge(other.records) { mine, _ in mine }
+            built += other.built
+            reused += other.reused
+        }
+    }
+
+    /// Each file's node from the last run when its size, mtime and inode are the same (nil when
+    /// they are not), in the order of `files`; looked up on every core.
+    private static func unchanged(_ files: [MirrorTree.File], state: PublishState) async -> [ImportedNode?] {
+        let parts = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), files.count / 4096))
+        let size = (files.count + parts - 1) / parts
+        return await withTaskGroup(of: (Int, [ImportedNode?]).self) { group in
+            for part in 0..<parts {
+                group.addTask {
+                    let range = min(part * size, files.count)..<min((part + 1) * size, files.count)
+                    return (part, files[range].map { file in
+                        guard let record = state.files[file.path], record.size == file.size,
+                              record.modified == file.modified, record.inode == file.inode else { return nil }
+                        return record.node
+                    })
+                }
+            }
+            var results = [[ImportedNode?]](repeating: [], count: parts)
+            for await (part, nodes) in group { results[part] = nodes }
+            return results.flatMap { $0 }
+        }
+    }
+
+    /// The `dag/import` the new blocks go to (none for a dry run).
+    private func startUpload() throws(Failure) -> CARUpload? {
+        guard !options.dryRun, let rpc else { return nil }
+        return try CARUpload(rpc: rpc)
+    }
+
+    private static func eagerHasher(parameters: ImportParameters, sink: any BlockSink) throws(Failure) -> EagerHasher {
+        do {
+            return try EagerHasher(parameters: parameters, sink: sink)
+        } catch {
+            throw .io("cannot start hashing: \(error)")
+        }
+    }
+
+    /// Now, in nanoseconds since the epoch (the clock file ctimes are read against).
+    private static func wallClockNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
+    /// Publishes `root` under the IPNS key and announces it; returns the name.
+    private func announce(_ root: CID) async throws(Failure) -> String {
         guard let rpc else { throw .noAPI }
         let name: String
         do {
@@ -243,14 +373,22 @@ public struct MirrorPublisher: Sendable {
         } catch {
             log("cannot announce \(root): \(error)")
         }
-        state.published = root
-        try save(state, records: records ?? state.records)
         return name
     }
 
-    private func save(_ state: PublishState, records: String) throws(Failure) {
+    /// Writes the state file (atomically).
+    private func save(_ bytes: [UInt8]) throws(Failure) {
         do {
-            try FileSystem.writeAtomically(options.statePath, state.text(records: records), mode: 0o644)
+            try FileSystem.writeAtomically(options.statePath, bytes: bytes, mode: 0o644)
+        } catch {
+            throw .io("cannot write \(options.statePath): \(error)")
+        }
+    }
+
+    /// Puts a staged state file in place.
+    private func commit(_ file: FileSystem.StagedFile) throws(Failure) {
+        do {
+            try file.commit()
         } catch {
             throw .io("cannot write \(options.statePath): \(error)")
         }
@@ -302,8 +440,8 @@ public struct MirrorPublisher: Sendable {
     /// The node of a file (the next of `files`, which are in tree order), or of a directory below
     /// the root (its subdirectories first).
     private func build(
-        _ node: MirrorTree.Node, files: inout IndexingIterator<[ImportedNode]>, sink: any BlockSink, known: Set<CID>,
-        state: PublishState, next: inout PublishState, report: inout Report
+        _ node: MirrorTree.Node, files: inout IndexingIterator<ArraySlice<ImportedNode>>, sink: any BlockSink,
+        known: Set<CID>, state: PublishState, into built: inout BuiltDirectories
     ) throws -> ImportedNode {
         switch node {
         case .file:
@@ -312,11 +450,9 @@ public struct MirrorPublisher: Sendable {
             var children: [(name: String, node: ImportedNode)] = []
             children.reserveCapacity(entries.count)
             for (name, child) in entries {
-                children.append((name, try build(child, files: &files, sink: sink, known: known, state: state,
-                                                 next: &next, report: &report)))
+                children.append((name, try build(child, files: &files, sink: sink, known: known, state: state, into: &built)))
             }
-            return try directory(path, children: children, sink: sink, known: known, state: state, next: &next,
-                                 report: &report)
+            return try directory(path, children: children, sink: sink, known: known, state: state, into: &built)
         }
     }
 
@@ -324,19 +460,19 @@ public struct MirrorPublisher: Sendable {
     /// (its blocks kubo lacks go to `sink`).
     private func directory(
         _ path: String, children: [(name: String, node: ImportedNode)], sink: any BlockSink, known: Set<CID>,
-        state: PublishState, next: inout PublishState, report: inout Report
+        state: PublishState, into built: inout BuiltDirectories
     ) throws -> ImportedNode {
         let digest = Self.digest(children)
         if let record = state.directories[path], record.digest == digest {
-            report.directoriesReused += 1
-            next.directories[path] = record
+            built.reused += 1
+            built.records[path] = record
             return record.node
         }
         let filter = KnownBlockFilter(passingTo: sink, known: known)
-        let built = try DirectoryBuilder(parameters: options.parameters, sink: filter).build(children)
-        report.directoriesBuilt += 1
-        next.directories[path] = .init(digest: digest, node: built, shards: filter.blocks.filter { $0 != built.cid })
-        return built
+        let node = try DirectoryBuilder(parameters: options.parameters, sink: filter).build(children)
+        built.built += 1
+        built.records[path] = .init(digest: digest, node: node, shards: filter.blocks.filter { $0 != node.cid })
+        return node
     }
 
     /// A directory's entries summed up: SHA-256 of each name (length first), size and CID, in

@@ -39,15 +39,30 @@ public struct MirrorTree: Sendable {
         case directory(path: String, entries: [(name: String, node: Node)])
     }
 
+    /// Files whose inode changed since a moment, told as the walk finds them (a file a symlink
+    /// leads to, once per link).
+    public struct ChangeWatch: Sendable {
+        /// Nanoseconds since the epoch: a file whose ctime is not earlier is told.
+        public var since: Int64
+        public var found: @Sendable (File) -> Void
+
+        public init(since: Int64, found: @escaping @Sendable (File) -> Void) {
+            self.since = since
+            self.found = found
+        }
+    }
+
     public let root: String
     /// `dir/` leaves out a directory at that path; anything else is a glob on the path.
     public let excludes: [String]
     public let includeHidden: Bool
+    public let watch: ChangeWatch?
 
-    public init(root: String, excludes: [String], includeHidden: Bool = false) {
+    public init(root: String, excludes: [String], includeHidden: Bool = false, watch: ChangeWatch? = nil) {
         self.root = root
         self.excludes = excludes
         self.includeHidden = includeHidden
+        self.watch = watch
     }
 
     /// Walks the mirror: the top-level directories (`pool/`, each repo) at once, on every core.
@@ -79,6 +94,14 @@ public struct MirrorTree: Sendable {
         switch node {
         case .file(let file): [file]
         case .directory(_, let entries): entries.flatMap { files($0.node) }
+        }
+    }
+
+    /// How many files the tree has.
+    public static func fileCount(_ node: Node) -> Int {
+        switch node {
+        case .file: 1
+        case .directory(_, let entries): entries.reduce(0) { $0 + fileCount($1.node) }
         }
     }
 
@@ -172,9 +195,12 @@ public struct MirrorTree: Sendable {
             case S_IFDIR:
                 entries.append(Entry(name: name, kind: .directory(target, childPath)))
             case S_IFREG:
-                entries.append(Entry(name: name, kind: .file(File(
-                    path: childPath, realPath: target, size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec),
-                    inode: UInt64(info.st_ino)))))
+                let file = File(path: childPath, realPath: target, size: Int64(info.st_size),
+                                modified: Int64(info.st_mtim.tv_sec), inode: UInt64(info.st_ino))
+                if let watch, Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec) >= watch.since {
+                    watch.found(file)
+                }
+                entries.append(Entry(name: name, kind: .file(file)))
             default:
                 throw .unsupported(childPath)
             }

@@ -27,6 +27,9 @@ public struct PublishState: Sendable, Equatable {
     /// The import parameters the CIDs were computed with.
     public var parameters: ImportParameters?
     public var lastUpdate: Int64?
+    /// When that run's walk started (nanoseconds since the epoch): a file whose inode changed
+    /// after it (its ctime) is worth hashing as soon as the next walk finds it.
+    public var walkStarted: Int64?
     /// The root of the last run whose blocks are in kubo and pinned.
     public var root: CID?
     /// The root the IPNS name points at.
@@ -79,6 +82,7 @@ public struct PublishState: Sendable, Equatable {
         func cids(_ range: Range<Int>) -> [CID] {
             text(range).split(separator: ",").compactMap { try? CID(String($0)) }
         }
+        if records { files.reserveCapacity(bytes.count / 120) }  // a file line is ~120 bytes: no rehashing as it fills
         while lineStart < bytes.count {
             let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
             fields.removeAll(keepingCapacity: true)
@@ -92,6 +96,7 @@ public struct PublishState: Sendable, Equatable {
             if !records && fields[0].count == 1 { return }  // `F` and `D` lines follow the header
             switch (text(fields[0]), fields.count) {
             case ("lastupdate", 2): lastUpdate = Int64(text(fields[1]))
+            case ("walked", 2): walkStarted = Int64(text(fields[1]))
             case ("import", 2): parameters = try? ImportParameters(parsing: text(fields[1]))
             case ("root", 2): root = try? CID(text(fields[1]))
             case ("published", 2): published = try? CID(text(fields[1]))
@@ -117,36 +122,37 @@ public struct PublishState: Sendable, Equatable {
     }
 
     /// The state file's text.
-    public var text: String { text(records: records) }
+    public var text: String { String(decoding: encoded(records: records), as: UTF8.self) }
 
-    /// The state file's text with `records` for its file and directory lines (``records`` made
+    /// The state file's bytes with `records` for its file and directory lines (``records`` made
     /// earlier: they are most of the file, and the same in both saves of a run).
-    public func text(records: String) -> String {
+    public func encoded(records: [UInt8]) -> [UInt8] {
         var lines = [Self.header]
         if let parameters { lines.append("import\t\(parameters)") }
         if let lastUpdate { lines.append("lastupdate\t\(lastUpdate)") }
+        if let walkStarted { lines.append("walked\t\(walkStarted)") }
         if let root { lines.append("root\t\(root)") }
         if let published { lines.append("published\t\(published)") }
         lines += generations.map { "generation\t\($0)" }
         if !indexBlocks.isEmpty { lines.append("index\t" + indexBlocks.map(\.description).joined(separator: ",")) }
-        return lines.joined(separator: "\n") + "\n" + records
+        var bytes = Array((lines.joined(separator: "\n") + "\n").utf8)
+        bytes.append(contentsOf: records)
+        return bytes
     }
 
-    /// The file and directory lines, sorted by path.
-    public var records: String { records(filesInOrder: files.keys.sorted()) }
+    /// The file and directory lines (from ``files`` and ``directories``), sorted by path.
+    public var records: [UInt8] { records(files: files.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }) }
 
-    /// The file and directory lines: the files in the order of `paths` (the keys of ``files``,
-    /// as the walk found them: sorting 40 000 paths costs more than writing them), the
-    /// directories sorted by path.
-    public func records(filesInOrder paths: [String]) -> String {
+    /// The file and directory lines: `files` in their order (as the walk found them: sorting
+    /// 40 000 paths costs more than writing them), then ``directories`` sorted by path.
+    public func records(files: [(path: String, record: FileRecord)]) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(paths.count * 128)
+        bytes.reserveCapacity(files.count * 128)
         func field(_ text: String) {
             bytes.append(UInt8(ascii: "\t"))
             bytes.append(contentsOf: text.utf8)
         }
-        for path in paths {
-            guard let record = files[path] else { continue }
+        for (path, record) in files {
             bytes.append(UInt8(ascii: "F"))
             field(path)
             field(String(record.size))
@@ -166,6 +172,6 @@ public struct PublishState: Sendable, Equatable {
             if !record.shards.isEmpty { field(record.shards.map(\.description).joined(separator: ",")) }
             bytes.append(UInt8(ascii: "\n"))
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 }

@@ -76,19 +76,58 @@ public enum FileSystem {
 
     /// Replaces `path` with `bytes` atomically: a temporary file in the same directory, then rename.
     public static func writeAtomically(_ path: String, bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
-        let temporary = "\(path).tmp.\(getpid())"
+        try stage(path, bytes: bytes, mode: mode).commit()
+    }
+
+    /// Writes `bytes` (fsynced) to a temporary file beside `path`, which ``StagedFile/commit()``
+    /// later puts in place atomically. `tag` tells apart two staged at once for one path.
+    public static func stage(_ path: String, bytes: [UInt8], mode: mode_t = 0o644, tag: String = "") throws(SystemError) -> StagedFile {
+        let temporary = "\(path).tmp.\(getpid())\(tag)"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create \(temporary)") }
         fchmod(fd, mode)  // the mode asked for, whatever the umask
         do throws(SystemError) {
             try writeAll(fd, bytes, path: temporary)
             guard fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }
-            close(fd)
-            guard rename(temporary, path) == 0 else { throw SystemError("rename \(temporary)") }
         } catch {
             close(fd)
             unlink(temporary)
             throw error
+        }
+        close(fd)
+        return StagedFile(path: path, temporary: temporary)
+    }
+
+    /// Removes what writes to `path` left behind when killed: temporary files of processes that
+    /// are gone (those of a live one are its own, in use).
+    public static func removeAbandonedStages(of path: String) {
+        let prefix = baseName(path) + ".tmp."
+        let directory = directoryName(path)
+        for name in listDirectory(directory) where name.hasPrefix(prefix) {
+            guard let pid = pid_t(name.dropFirst(prefix.count).prefix { $0 != "." }), pid > 0,
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            unlink(directory + "/" + name)
+        }
+    }
+
+    /// A file's new contents, written and fsynced under a temporary name (``stage(_:bytes:mode:tag:)``).
+    public struct StagedFile: Sendable {
+        /// Where ``commit()`` puts it.
+        public let path: String
+        let temporary: String
+
+        /// Puts it in place (a rename: atomic).
+        public func commit() throws(SystemError) {
+            guard rename(temporary, path) == 0 else {
+                let error = SystemError("rename \(temporary)")
+                unlink(temporary)
+                throw error
+            }
+        }
+
+        /// Removes it, leaving the file at `path` as it was.
+        public func discard() {
+            unlink(temporary)
         }
     }
 
