@@ -91,9 +91,16 @@ public struct MirrorTree: Sendable {
 
     /// Every file in the tree, in path order.
     public static func files(_ node: Node) -> [File] {
+        var files: [File] = []
+        files.reserveCapacity(fileCount(node))
+        collect(node, into: &files)
+        return files
+    }
+
+    private static func collect(_ node: Node, into files: inout [File]) {
         switch node {
-        case .file(let file): [file]
-        case .directory(_, let entries): entries.flatMap { files($0.node) }
+        case .file(let file): files.append(file)
+        case .directory(_, let entries): for entry in entries { collect(entry.node, into: &files) }
         }
     }
 
