@@ -240,7 +240,7 @@ public struct MirrorPublisher: Sendable {
     ) async throws(Failure) -> (root: ImportedNode, files: [(path: String, record: PublishState.FileRecord)]) {
         // Files: reuse what did not change, hash the rest (each real file once) on every core.
         // Meanwhile the repo databases are read, for the index.
-        async let packages = Self.packageRecords(files)
+        let packages = Task { Self.packageRecords(files) }
         let reused = await Self.unchanged(files, state: state)
         var changed: [String: MirrorTree.File] = [:]
         for (index, file) in files.enumerated() where reused[index] == nil { changed[file.realPath] = file }
@@ -265,11 +265,10 @@ public struct MirrorPublisher: Sendable {
         // blocks, only those the last root lacks go to kubo.
         let known = state.knownBlocks
         let indexSink = KnownBlockFilter(passingTo: sink, known: known)
-        let records = await packages, fileNodes = nodes
-        async let index = importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink)
+        let fileNodes = nodes
         do {
             var built = BuiltDirectories()
-            var children = try await withThrowingTaskGroup(of: (Int, ImportedNode, BuiltDirectories).self) { group in
+            let children = try await withThrowingTaskGroup(of: (Int, ImportedNode, BuiltDirectories).self) { group in
                 var first = 0
                 for (position, (_, child)) in entries.enumerated() {
                     let count = MirrorTree.fileCount(child)
@@ -282,14 +281,20 @@ public struct MirrorPublisher: Sendable {
                         return (position, node, built)
                     }
                 }
-                var nodes = [ImportedNode?](repeating: nil, count: entries.count)
+                // The index, last of the root's entries, once the databases are read (the
+                // directories need not wait for them).
+                group.addTask {
+                    let records = await packages.value
+                    return (entries.count, try importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink),
+                            BuiltDirectories())
+                }
+                var nodes = [ImportedNode?](repeating: nil, count: entries.count + 1)
                 for try await (position, node, part) in group {
                     nodes[position] = node
                     built.merge(part)
                 }
-                return zip(entries, nodes).map { (name: $0.name, node: $1!) }
+                return zip(entries.map(\.name) + [MirrorIndex.fileName], nodes).map { (name: $0, node: $1!) }
             }
-            children.append((MirrorIndex.fileName, try await index))
             next.indexBlocks = indexSink.blocks
             let root = try directory("", children: children, sink: sink, known: known, state: state, into: &built)
             next.directories = built.records
