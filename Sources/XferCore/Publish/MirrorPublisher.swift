@@ -349,6 +349,7 @@ public struct MirrorPublisher: Sendable {
         return try CARUpload(rpc: rpc)
     }
 
+    /// A started ``EagerHasher`` whose blocks go to `sink`.
     private static func eagerHasher(parameters: ImportParameters, sink: any BlockSink) throws(Failure) -> EagerHasher {
         do {
             return try EagerHasher(parameters: parameters, sink: sink)
