@@ -36,9 +36,7 @@ import Testing
 
     @Test func theWalkTellsTheFilesChangedSinceAMoment() async throws {
         let directory = try mirror()
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let since = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        let since = WallClock.nanoseconds()
         try await Task.sleep(for: .milliseconds(20))  // past the kernel's coarse clock for ctimes
         try directory.write("m/pool/packages/a-1-1-any.pkg.tar.zst", [1, 2, 3, 4])
         try directory.write("m/iso/latest/arch.iso", [8])

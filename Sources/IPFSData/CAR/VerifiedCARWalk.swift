@@ -270,7 +270,7 @@ public final class VerifiedCARWalk {
             guard data.hashType == UnixFSData.murmur3, data.fanout == 256, depth < 8 else {
                 throw .invalidDAG(cid, "unsupported HAMT")
             }
-            let prefix = DirectoryBuilder.hex(Int(Murmur3.hamtHash(Array(name.utf8))[depth]))
+            let prefix = DirectoryBuilder.hex(Murmur3.hamtBucket(Murmur3.hamtBits(name.utf8), depth: depth))
             guard let link = node.links.first(where: { $0.name.hasPrefix(prefix) }) else { throw .notFound(walked) }
             if link.name == prefix {
                 stack.append((link.cid, .shard(segment: segment, depth: depth + 1)))

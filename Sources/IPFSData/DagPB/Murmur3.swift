@@ -1,14 +1,13 @@
 /// MurmurHash3 x64 128-bit, first half only, as HAMT shards use it (seed 0, big-endian bytes).
 public enum Murmur3 {
-    /// The 8 bytes whose byte `d` picks a HAMT bucket at depth `d`.
-    public static func hamtHash(_ key: some Collection<UInt8>) -> [UInt8] {
-        let h1 = hamtBits(key)
-        return (0..<8).map { UInt8(truncatingIfNeeded: h1 >> (56 - 8 * UInt64($0))) }
-    }
-
-    /// The same 8 bytes as one number, most significant first: byte `d` is `bits >> (56 - 8 * d)`.
+    /// A name's HAMT hash: 8 bytes as one number, most significant first (see ``hamtBucket(_:depth:)``).
     public static func hamtBits(_ key: some Collection<UInt8>) -> UInt64 {
         hash128(Array(key)).h1
+    }
+
+    /// The bucket a name with hash `bits` falls in at `depth` (0…7): the hash's byte `depth`.
+    public static func hamtBucket(_ bits: UInt64, depth: Int) -> Int {
+        Int(truncatingIfNeeded: bits >> UInt64(56 - 8 * depth)) & 0xFF
     }
 
     /// MurmurHash3_x64_128 with seed 0.

@@ -39,8 +39,8 @@ public struct DirectoryBuilder: Sendable {
         var node: ImportedNode
         var bits: UInt64
 
-        /// The bucket at `depth`: the hash's byte `depth`.
-        func bucket(_ depth: Int) -> Int { Int(truncatingIfNeeded: bits >> UInt64(56 - 8 * depth)) & 0xFF }
+        /// The bucket at `depth`.
+        func bucket(_ depth: Int) -> Int { Murmur3.hamtBucket(bits, depth: depth) }
     }
 
     /// The HAMT of `entries`. Sorted by hash, every bucket at every depth is a run of entries.

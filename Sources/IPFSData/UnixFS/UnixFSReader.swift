@@ -87,11 +87,11 @@ public struct UnixFSReader {
         guard data.hashType == UnixFSData.murmur3, data.fanout == 256 else {
             throw ReadError.malformed(cid, "unsupported HAMT (hash \(data.hashType ?? 0), fanout \(data.fanout ?? 0))")
         }
-        let hash = Murmur3.hamtHash(Array(name.utf8))
+        let hash = Murmur3.hamtBits(name.utf8)
         var current = shard
         var currentCID = cid
         for depth in 0..<8 {
-            let prefix = DirectoryBuilder.hex(Int(hash[depth]))
+            let prefix = DirectoryBuilder.hex(Murmur3.hamtBucket(hash, depth: depth))
             guard let link = current.links.first(where: { $0.name.hasPrefix(prefix) }) else { throw ReadError.notFound(path) }
             if link.name == prefix + name { return link.cid }
             guard link.name == prefix else { throw ReadError.notFound(path) }

@@ -104,7 +104,9 @@ public struct MirrorPublisher: Sendable {
                 let waiting = Monotonic.nanoseconds()
                 report.name = try await announce(root)
                 state.published = root
-                try save(state.encoded(records: state.records))
+                try writingState { () throws(SystemError) in
+                    try FileSystem.writeAtomically(options.statePath, bytes: state.encoded(records: state.records))
+                }
                 report.kuboSeconds = Monotonic.seconds(since: waiting)
             }
             report.seconds = Monotonic.seconds(since: start)
@@ -122,7 +124,7 @@ public struct MirrorPublisher: Sendable {
         var upload = eagerSince == nil ? nil : try startUpload()
         var next = PublishState()
         next.parameters = options.parameters
-        next.walkStarted = Self.wallClockNanoseconds()
+        next.walkStarted = WallClock.nanoseconds()
         let root: ImportedNode
         let fileRecords: [(path: String, record: PublishState.FileRecord)]
         do throws(Failure) {
@@ -178,7 +180,7 @@ public struct MirrorPublisher: Sendable {
         next.root = root.cid
         next.published = state.published
         let pinned = next
-        async let staged = stageStates(pinned, files: fileRecords, publishing: root.cid)
+        async let staged = Result { () throws(Failure) in try stageStates(pinned, files: fileRecords, publishing: root.cid) }
         do {
             try await upload.finish()
             if let previous = state.root, previous != root.cid, state.generations.contains(previous) {
@@ -187,21 +189,21 @@ public struct MirrorPublisher: Sendable {
                 try await rpc.pin(root.cid.description, name: "ipfs-xfer mirror")
             }
         } catch {
-            if case .success(let files) = await staged { files.pinned.discard(); files.named.discard() }
+            if case .success(let saves) = await staged { saves.pinned.discard(); saves.named.discard() }
             throw .kubo(error)
         }
         if options.keep > 1 {
             for old in generations.dropFirst(next.generations.count) { try? await rpc.unpin(old.description) }
         }
-        let files = try await staged.get()
+        let saves = try await staged.get()
         do {
-            try commit(files.pinned)
+            try writingState(saves.pinned.commit)
             report.name = try await announce(root.cid)
         } catch {
-            files.named.discard()
+            saves.named.discard()
             throw error
         }
-        try commit(files.named)
+        try writingState(saves.named.commit)
         report.kuboSeconds = Monotonic.seconds(since: waiting)
         report.seconds = Monotonic.seconds(since: start)
         return report
@@ -211,21 +213,20 @@ public struct MirrorPublisher: Sendable {
     /// published.
     private func stageStates(
         _ state: PublishState, files: [(path: String, record: PublishState.FileRecord)], publishing root: CID
-    ) -> Result<(pinned: FileSystem.StagedFile, named: FileSystem.StagedFile), Failure> {
+    ) throws(Failure) -> (pinned: FileSystem.StagedFile, named: FileSystem.StagedFile) {
         let records = state.records(files: files)
         var named = state
         named.published = root
-        let pinned: FileSystem.StagedFile
-        do {
-            pinned = try FileSystem.stage(options.statePath, bytes: state.encoded(records: records))
-        } catch {
-            return .failure(.io("cannot write \(options.statePath): \(error)"))
+        let pinned = try writingState { () throws(SystemError) in
+            try FileSystem.stage(options.statePath, bytes: state.encoded(records: records))
         }
         do {
-            return .success((pinned, try FileSystem.stage(options.statePath, bytes: named.encoded(records: records), tag: ".named")))
+            return (pinned, try writingState { () throws(SystemError) in
+                try FileSystem.stage(options.statePath, bytes: named.encoded(records: records), tag: ".named")
+            })
         } catch {
             pinned.discard()
-            return .failure(.io("cannot write \(options.statePath): \(error)"))
+            throw error
         }
     }
 
@@ -358,13 +359,6 @@ public struct MirrorPublisher: Sendable {
         }
     }
 
-    /// Now, in nanoseconds since the epoch (the clock file ctimes are read against).
-    private static func wallClockNanoseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-    }
-
     /// Publishes `root` under the IPNS key and announces it; returns the name.
     private func announce(_ root: CID) async throws(Failure) -> String {
         guard let rpc else { throw .noAPI }
@@ -382,19 +376,10 @@ public struct MirrorPublisher: Sendable {
         return name
     }
 
-    /// Writes the state file (atomically).
-    private func save(_ bytes: [UInt8]) throws(Failure) {
+    /// Runs `write`, a write of the state file, reporting its failure as one.
+    private func writingState<T>(_ write: () throws(SystemError) -> T) throws(Failure) -> T {
         do {
-            try FileSystem.writeAtomically(options.statePath, bytes: bytes, mode: 0o644)
-        } catch {
-            throw .io("cannot write \(options.statePath): \(error)")
-        }
-    }
-
-    /// Puts a staged state file in place.
-    private func commit(_ file: FileSystem.StagedFile) throws(Failure) {
-        do {
-            try file.commit()
+            return try write()
         } catch {
             throw .io("cannot write \(options.statePath): \(error)")
         }
