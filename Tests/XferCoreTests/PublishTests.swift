@@ -51,7 +51,7 @@ import Testing
         #expect(MirrorTree.fileCount(tree) == MirrorTree.files(tree).count && MirrorTree.fileCount(tree) == 4)
     }
 
-    @Test func theEagerHasherHashesEachFileOnceAndLeavesFailuresOut() async throws {
+    @Test func fileHashesHashEachFileOnceAndFailThePartsThatNeedAMissingOne() async throws {
         final class CountingSink: BlockSink {
             let puts = Mutex<[CID]>([])
             func put(_ cid: CID, _ block: [UInt8]) throws { puts.withLock { $0.append(cid) } }
@@ -59,25 +59,36 @@ import Testing
         let directory = try TemporaryDirectory()
         let big = try directory.write("big", pseudoRandomBytes(600_000))  // three chunks and a root
         let small = try directory.write("small", Array("small\n".utf8))
+        let missing = directory.path + "/missing"
         let sink = CountingSink()
-        let hasher = try EagerHasher(parameters: .unixfsV0_2015, sink: sink)
-        for path in [big, small, big, directory.path + "/missing"] { hasher.add(path) }
-        let hashed = await hasher.finish()
+        let hashes = try FileHashes(parameters: .unixfsV0_2015, sink: sink, threads: 2)
+        defer { hashes.close() }
+        hashes.request(big)
+        // Two parts asking for the same files at once: each gets every node, each file is hashed once.
+        async let first = hashes.nodes([small, big])
+        async let second = hashes.nodes([big, small, big])
         func expected(_ path: String) throws -> ImportedNode {
             let fd = open(path, O_RDONLY)
             defer { close(fd) }
             return try FileImporter(parameters: .unixfsV0_2015, sink: DiscardingSink()).importFile(fd: fd, path: path)
         }
-        #expect(hashed == [big: try expected(big), small: try expected(small)])
+        let both = [big: try expected(big), small: try expected(small)]
+        #expect(try await first == both)
+        #expect(try await second == both)
         #expect(sink.puts.withLock { $0.count } == 5)
+        #expect(hashes.hashed.files == 2 && hashes.hashed.bytes == 600_006)
+        let error = await #expect(throws: FileHashes.Failure.self) { try await hashes.nodes([small, missing]) }
+        #expect(error?.description == "cannot read \(missing): No such file or directory")
+        // The failure stays: a later part needing the file fails too, at once.
+        await #expect(throws: FileHashes.Failure.self) { try await hashes.nodes([missing]) }
     }
 
     @Test func stagedFilesAreCommittedOrDiscardedAndAbandonedOnesRemoved() throws {
         let directory = try TemporaryDirectory()
         let path = directory.path + "/state"
         try FileSystem.writeAtomically(path, bytes: Array("old\n".utf8))
-        let kept = try FileSystem.stage(path, bytes: Array("new\n".utf8))
-        let dropped = try FileSystem.stage(path, bytes: Array("other\n".utf8), tag: ".named")
+        let kept = try FileSystem.stage(path, bytes: [Array("ne".utf8), Array("w\n".utf8)])
+        let dropped = try FileSystem.stage(path, bytes: [Array("other\n".utf8)], tag: ".named")
         #expect(try directory.read("state") == Array("old\n".utf8))
         dropped.discard()
         try kept.commit()
@@ -122,15 +133,15 @@ import Testing
         state.directories["pool"] = .init(digest: "cd", node: ImportedNode(cid: cid, tsize: 90, fileSize: 0),
                                           shards: [shard, try CID("bafkqaaa")])
         state.indexBlocks = [try CID("bafkqaaa"), shard]
-        #expect(PublishState(text: state.text) == state)
+        #expect(PublishState(bytes: Array(state.text.utf8)) == state)
         #expect(state.knownBlocks == [cid, shard, try CID("bafkqaaa")])
         // A state written before shards were kept reads as one with none (they are sent again).
         let older = state.text.replacingOccurrences(of: "\t\(shard),bafkqaaa", with: "")
-        #expect(PublishState(text: older).directories["pool"]?.shards == [])
+        #expect(PublishState(bytes: Array(older.utf8)).directories["pool"]?.shards == [])
         let damaged = state.text.replacingOccurrences(of: "\t42\t", with: "\tforty-two\t") + "F\tbroken\n"
         var expected = state
         expected.files = [:]
-        #expect(PublishState(text: damaged) == expected)
-        #expect(PublishState(text: "not a state file\nroot\t\(cid)\n") == PublishState())
+        #expect(PublishState(bytes: Array(damaged.utf8)) == expected)
+        #expect(PublishState(bytes: Array("not a state file\nroot\t\(cid)\n".utf8)) == PublishState())
     }
 }

@@ -1,4 +1,3 @@
-import Crypto
 import Glibc
 import IPFSData
 
@@ -88,8 +87,8 @@ public struct MirrorPublisher: Sendable {
         var report = Report()
         // The state's header decides whether there is anything to do; its file and directory
         // lines (most of it) are read while the mirror is walked.
-        let stateText = (try? FileSystem.readText(options.statePath)) ?? ""
-        var state = PublishState(text: stateText, records: false)
+        let stateBytes = (try? FileSystem.readBytes(options.statePath)) ?? []
+        var state = PublishState(bytes: stateBytes, records: false)
         if state.parameters != options.parameters { state = PublishState() }  // another import: start over
         let lastUpdate = (try? FileSystem.readText(options.mirror + "/lastupdate")).flatMap {
             Int64($0.split(whereSeparator: \.isWhitespace).first ?? "")
@@ -100,12 +99,12 @@ public struct MirrorPublisher: Sendable {
                 report.skipped = true
             } else {
                 // An earlier run stopped before publishing.
-                state = PublishState(text: stateText)
+                state = PublishState(bytes: stateBytes)
                 let waiting = Monotonic.nanoseconds()
                 report.name = try await announce(root)
                 state.published = root
                 try writingState { () throws(SystemError) in
-                    try FileSystem.writeAtomically(options.statePath, bytes: state.encoded(records: state.records))
+                    try FileSystem.stage(options.statePath, bytes: [state.encodedHeader(), state.records]).commit()
                 }
                 report.kuboSeconds = Monotonic.seconds(since: waiting)
             }
@@ -115,55 +114,76 @@ public struct MirrorPublisher: Sendable {
         guard options.dryRun || rpc != nil else { throw .noAPI }
         if !options.dryRun { FileSystem.removeAbandonedStages(of: options.statePath) }  // from a run killed while saving
 
-        let reuse = state.parameters != nil
-        // Blocks stream to kubo while they are made (one dag/import, nothing spooled). Files the
-        // walk finds changed since the last run's walk are hashed at once, so on a republish the
-        // import starts before the walk; a first publish asks kubo nothing until the mirror has
-        // been walked (one refused asks it nothing).
-        let eagerSince = reuse ? state.walkStarted : nil
-        var upload = eagerSince == nil ? nil : try startUpload()
+        // Blocks stream to kubo while they are made (one dag/import, nothing spooled). On a
+        // republish the import starts at once: each top-level part is built as soon as it is
+        // walked, and a file the walk finds changed since the last run's walk is hashed there and
+        // then. A first publish walks the whole mirror before it asks kubo anything (a refused
+        // mirror asks it nothing).
+        let republish = state.parameters != nil
+        var upload = republish ? try startUpload() : nil
         var next = PublishState()
         next.parameters = options.parameters
         next.walkStarted = WallClock.nanoseconds()
-        let root: ImportedNode
-        let fileRecords: [(path: String, record: PublishState.FileRecord)]
+        let built: MirrorBuild.Built
+        var hashes: FileHashes?
         do throws(Failure) {
             // The last run's files and directories, read while the mirror is walked. The header,
             // in `state`, is all that is needed after the build: the rest goes with this block,
             // while kubo still works.
-            async let fullState = reuse ? PublishState(text: stateText) : PublishState()
-            var eager: EagerHasher?
+            let last = Task {
+                let state = republish ? PublishState(bytes: stateBytes) : PublishState()
+                return MirrorBuild.LastRun(state: state, known: state.knownBlocks)
+            }
             var watch: MirrorTree.ChangeWatch?
-            if let since = eagerSince {
-                let hasher = try Self.eagerHasher(parameters: options.parameters, sink: upload?.writer ?? DiscardingSink())
-                eager = hasher
-                watch = MirrorTree.ChangeWatch(since: since) { hasher.add($0.realPath) }
+            if republish {
+                let started = try startHashing(sink: upload?.writer)
+                hashes = started
+                if let since = state.walkStarted { watch = MirrorTree.ChangeWatch(since: since) { started.request($0.realPath) } }
             }
-            let walked: Result<MirrorTree.Node, MirrorTree.WalkError>
-            do {
-                walked = .success(try await MirrorTree(
-                    root: options.mirror, excludes: options.excludes, includeHidden: options.parameters.includeHidden,
-                    watch: watch).walk())
+            let tree = MirrorTree(root: options.mirror, excludes: options.excludes,
+                                  includeHidden: options.parameters.includeHidden, watch: watch)
+            var parts: [(name: String, source: MirrorBuild.Source)]
+            do throws(MirrorTree.WalkError) {
+                if republish {
+                    parts = try tree.topLevel().map { name, entry in
+                        switch entry {
+                        case .file(let file): (name, .walked(.file(file)))
+                        case .directory(let subtree): (name, .toWalk(subtree))
+                        }
+                    }
+                } else {
+                    parts = []
+                    if case .directory(_, let entries) = try await tree.walk() { parts = entries.map { ($0.name, .walked($0.node)) } }
+                }
             } catch {
-                walked = .failure(error)
+                throw .walk(error)
             }
-            // (Done before anything can fail: the hasher must not write to an abandoned upload.)
-            let early = await eager?.finish() ?? [:]
-            let last = await fullState
             // The mirror's own index, if it has one, is replaced by ours.
-            guard case .directory(_, let walkedEntries) = try walked.mapError(Failure.walk).get() else {
-                throw Failure.io("\(options.mirror) is not a directory")
-            }
-            let entries = walkedEntries.filter { $0.name != MirrorIndex.fileName }
-            let files = MirrorTree.files(.directory(path: "", entries: entries))
+            parts.removeAll { $0.name == MirrorIndex.fileName }
             if upload == nil { upload = try startUpload() }
-            (root, fileRecords) = try await buildDAG(
-                entries, files: files, hashedEarly: early, sink: upload?.writer ?? DiscardingSink(), state: last,
-                next: &next, report: &report)
+            let fileHashes: FileHashes
+            if let started = hashes {
+                fileHashes = started
+            } else {
+                fileHashes = try startHashing(sink: upload?.writer)
+                hashes = fileHashes
+            }
+            built = try await MirrorBuild(parameters: options.parameters, tree: tree, hashes: fileHashes,
+                                          sink: upload?.writer ?? DiscardingSink(), last: last).build(parts)
+            hashes?.close()
         } catch {
+            hashes?.close()
             if let kuboFailure = await upload?.abandon() { throw .kubo(kuboFailure) }
             throw error
         }
+        let root = built.root
+        let fileRecords = built.files
+        next.directories = built.directories
+        next.indexBlocks = built.indexBlocks
+        (report.filesHashed, report.bytesHashed) = hashes?.hashed ?? (0, 0)
+        report.filesReused = built.filesReused
+        report.directoriesBuilt = built.directoriesBuilt
+        report.directoriesReused = built.directoriesReused
         report.root = root.cid
         guard let upload, let rpc else {
             report.seconds = Monotonic.seconds(since: start)
@@ -218,129 +238,15 @@ public struct MirrorPublisher: Sendable {
         var named = state
         named.published = root
         let pinned = try writingState { () throws(SystemError) in
-            try FileSystem.stage(options.statePath, bytes: state.encoded(records: records))
+            try FileSystem.stage(options.statePath, bytes: [state.encodedHeader(), records])
         }
         do {
             return (pinned, try writingState { () throws(SystemError) in
-                try FileSystem.stage(options.statePath, bytes: named.encoded(records: records), tag: ".named")
+                try FileSystem.stage(options.statePath, bytes: [named.encodedHeader(), records], tag: ".named")
             })
         } catch {
             pinned.discard()
             throw error
-        }
-    }
-
-    /// Builds the DAG of the mirror's top-level `entries` (whose `files` are in tree order) into
-    /// `sink`: reuses the files and directories that did not change, hashes the rest (each real
-    /// file once; those `hashedEarly`, by real path, during the walk are taken as they are) on
-    /// every core, then the index and the directories. Returns the root and each file's record,
-    /// in tree order.
-    private func buildDAG(
-        _ entries: [(name: String, node: MirrorTree.Node)], files: [MirrorTree.File], hashedEarly: [String: ImportedNode],
-        sink: any BlockSink, state: PublishState, next: inout PublishState, report: inout Report
-    ) async throws(Failure) -> (root: ImportedNode, files: [(path: String, record: PublishState.FileRecord)]) {
-        // Files: reuse what did not change, hash the rest (each real file once) on every core.
-        // Meanwhile the repo databases are read, for the index.
-        let packages = Task { Self.packageRecords(files) }
-        let reused = await Self.unchanged(files, state: state)
-        var changed: [String: MirrorTree.File] = [:]
-        for (index, file) in files.enumerated() where reused[index] == nil { changed[file.realPath] = file }
-        let hashed = try await hash(changed.values.filter { hashedEarly[$0.realPath] == nil }, sink: sink)
-            .merging(hashedEarly) { late, _ in late }
-        report.filesReused = reused.count { $0 != nil }
-        report.filesHashed = hashed.count
-        report.bytesHashed = hashed.values.reduce(0) { $0 + Int64($1.fileSize) }
-        // Each file's node and record, in the order of `files` (the tree's order).
-        var nodes: [ImportedNode] = []
-        var fileRecords: [(path: String, record: PublishState.FileRecord)] = []
-        nodes.reserveCapacity(files.count)
-        fileRecords.reserveCapacity(files.count)
-        for (index, file) in files.enumerated() {
-            let node = reused[index] ?? hashed[file.realPath]!
-            nodes.append(node)
-            fileRecords.append((file.path, .init(size: file.size, modified: file.modified, inode: file.inode, node: node)))
-        }
-
-        // The directories bottom-up, reusing those whose entries are the same, each top-level
-        // directory on a core of its own and the index beside them; then the root. Of their
-        // blocks, only those the last root lacks go to kubo.
-        let known = state.knownBlocks
-        let indexSink = KnownBlockFilter(passingTo: sink, known: known)
-        let fileNodes = nodes
-        do {
-            var built = BuiltDirectories()
-            let children = try await withThrowingTaskGroup(of: (Int, ImportedNode, BuiltDirectories).self) { group in
-                var first = 0
-                for (position, (_, child)) in entries.enumerated() {
-                    let count = MirrorTree.fileCount(child)
-                    let range = first..<first + count
-                    first += count
-                    group.addTask {
-                        var cursor = fileNodes[range].makeIterator()
-                        var built = BuiltDirectories()
-                        let node = try build(child, files: &cursor, sink: sink, known: known, state: state, into: &built)
-                        return (position, node, built)
-                    }
-                }
-                // The index, last of the root's entries, once the databases are read (the
-                // directories need not wait for them).
-                group.addTask {
-                    let records = await packages.value
-                    return (entries.count, try importIndex(files: files, nodes: fileNodes, packages: records, sink: indexSink),
-                            BuiltDirectories())
-                }
-                var nodes = [ImportedNode?](repeating: nil, count: entries.count + 1)
-                for try await (position, node, part) in group {
-                    nodes[position] = node
-                    built.merge(part)
-                }
-                return zip(entries.map(\.name) + [MirrorIndex.fileName], nodes).map { (name: $0, node: $1!) }
-            }
-            next.indexBlocks = indexSink.blocks
-            let root = try directory("", children: children, sink: sink, known: known, state: state, into: &built)
-            next.directories = built.records
-            report.directoriesBuilt = built.built
-            report.directoriesReused = built.reused
-            return (root, fileRecords)
-        } catch let failure as Failure {
-            throw failure
-        } catch {
-            throw .io("\(error)")
-        }
-    }
-
-    /// The directories built or reused by a part of the run, by path.
-    private struct BuiltDirectories: Sendable {
-        var records: [String: PublishState.DirectoryRecord] = [:]
-        var built = 0
-        var reused = 0
-
-        mutating func merge(_ other: BuiltDirectories) {
-            records.merge(other.records) { mine, _ in mine }
-            built += other.built
-            reused += other.reused
-        }
-    }
-
-    /// Each file's node from the last run when its size, mtime and inode are the same (nil when
-    /// they are not), in the order of `files`; looked up on every core.
-    private static func unchanged(_ files: [MirrorTree.File], state: PublishState) async -> [ImportedNode?] {
-        let parts = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), files.count / 4096))
-        let size = (files.count + parts - 1) / parts
-        return await withTaskGroup(of: (Int, [ImportedNode?]).self) { group in
-            for part in 0..<parts {
-                group.addTask {
-                    let range = min(part * size, files.count)..<min((part + 1) * size, files.count)
-                    return (part, files[range].map { file in
-                        guard let record = state.files[file.path], record.size == file.size,
-                              record.modified == file.modified, record.inode == file.inode else { return nil }
-                        return record.node
-                    })
-                }
-            }
-            var results = [[ImportedNode?]](repeating: [], count: parts)
-            for await (part, nodes) in group { results[part] = nodes }
-            return results.flatMap { $0 }
         }
     }
 
@@ -350,10 +256,11 @@ public struct MirrorPublisher: Sendable {
         return try CARUpload(rpc: rpc)
     }
 
-    /// A started ``EagerHasher`` whose blocks go to `sink`.
-    private static func eagerHasher(parameters: ImportParameters, sink: any BlockSink) throws(Failure) -> EagerHasher {
+    /// Hashing threads, one per core, whose blocks go to `sink` (nowhere for a dry run).
+    private func startHashing(sink: (any BlockSink)?) throws(Failure) -> FileHashes {
         do {
-            return try EagerHasher(parameters: parameters, sink: sink)
+            return try FileHashes(parameters: options.parameters, sink: sink ?? DiscardingSink(),
+                                  threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         } catch {
             throw .io("cannot start hashing: \(error)")
         }
@@ -383,100 +290,5 @@ public struct MirrorPublisher: Sendable {
         } catch {
             throw .io("cannot write \(options.statePath): \(error)")
         }
-    }
-
-    /// Imports the files on every core; returns their nodes by real path.
-    private func hash(_ files: [MirrorTree.File], sink: any BlockSink) async throws(Failure) -> [String: ImportedNode] {
-        do {
-            return try await TreeImporter(parameters: options.parameters, sink: sink).importFiles(files.map(\.realPath))
-        } catch {
-            throw .io("\(error)")
-        }
-    }
-
-    /// The packages the mirror's repo databases list, by file name (the first database naming one wins).
-    private static func packageRecords(_ files: [MirrorTree.File]) -> [String: PackageRecord] {
-        var records: [String: PackageRecord] = [:]
-        for file in files where file.path.hasSuffix(".db") {
-            if let found = try? SyncDatabase(path: file.realPath).allRecords() { records.merge(found) { first, _ in first } }
-        }
-        return records
-    }
-
-    /// The index file's node: a line per file (`nodes` in the same order), with the sha256 the
-    /// repo databases give (`packages`). Made in memory: it is a few bytes per file.
-    private func importIndex(
-        files: [MirrorTree.File], nodes: [ImportedNode], packages records: [String: PackageRecord], sink: any BlockSink
-    ) throws(Failure) -> ImportedNode {
-        var text = Array((MirrorIndex.header + "\n# import: \(options.parameters)\n").utf8)
-        text.reserveCapacity(files.count * 120)
-        for (file, node) in zip(files, nodes) {
-            let sha256 = records[FileSystem.baseName(file.path)].flatMap { $0.size == file.size ? $0.sha256 : nil } ?? "-"
-            text.append(contentsOf: file.path.utf8)
-            text.append(UInt8(ascii: "\t"))
-            text.append(contentsOf: node.cid.description.utf8)
-            text.append(UInt8(ascii: "\t"))
-            text.append(contentsOf: String(file.size).utf8)
-            text.append(UInt8(ascii: "\t"))
-            text.append(contentsOf: sha256.utf8)
-            text.append(UInt8(ascii: "\n"))
-        }
-        do {
-            return try FileImporter(parameters: options.parameters, sink: sink).importBytes(text)
-        } catch {
-            throw .io("cannot make the index: \(error)")
-        }
-    }
-
-    /// The node of a file (the next of `files`, which are in tree order), or of a directory below
-    /// the root (its subdirectories first).
-    private func build(
-        _ node: MirrorTree.Node, files: inout IndexingIterator<ArraySlice<ImportedNode>>, sink: any BlockSink,
-        known: Set<CID>, state: PublishState, into built: inout BuiltDirectories
-    ) throws -> ImportedNode {
-        switch node {
-        case .file:
-            return files.next()!
-        case .directory(let path, let entries):
-            var children: [(name: String, node: ImportedNode)] = []
-            children.reserveCapacity(entries.count)
-            for (name, child) in entries {
-                children.append((name, try build(child, files: &files, sink: sink, known: known, state: state, into: &built)))
-            }
-            return try directory(path, children: children, sink: sink, known: known, state: state, into: &built)
-        }
-    }
-
-    /// A directory's node from its entries: the last run's when they are the same, else built
-    /// (its blocks kubo lacks go to `sink`).
-    private func directory(
-        _ path: String, children: [(name: String, node: ImportedNode)], sink: any BlockSink, known: Set<CID>,
-        state: PublishState, into built: inout BuiltDirectories
-    ) throws -> ImportedNode {
-        let digest = Self.digest(children)
-        if let record = state.directories[path], record.digest == digest {
-            built.reused += 1
-            built.records[path] = record
-            return record.node
-        }
-        let filter = KnownBlockFilter(passingTo: sink, known: known)
-        let node = try DirectoryBuilder(parameters: options.parameters, sink: filter).build(children)
-        built.built += 1
-        built.records[path] = .init(digest: digest, node: node, shards: filter.blocks.filter { $0 != node.cid })
-        return node
-    }
-
-    /// A directory's entries summed up: SHA-256 of each name (length first), size and CID, in
-    /// tree order (which the walk keeps the same from run to run), in hex.
-    private static func digest(_ children: [(name: String, node: ImportedNode)]) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(children.count * 64)
-        for (name, child) in children {
-            Varint.append(UInt64(name.utf8.count), to: &bytes)
-            bytes.append(contentsOf: name.utf8)
-            Varint.append(child.tsize, to: &bytes)
-            child.cid.append(to: &bytes)
-        }
-        return Hex.lowercase(SHA256.hash(data: bytes))
     }
 }

@@ -65,28 +65,61 @@ public struct MirrorTree: Sendable {
         self.watch = watch
     }
 
-    /// Walks the mirror: the top-level directories (`pool/`, each repo) at once, on every core.
-    public func walk() async throws(WalkError) -> Node {
+    /// A directory at the mirror's top level, still to walk (``walk(_:)``).
+    public struct Subtree: Sendable {
+        /// Its path in the tree (its name).
+        public let path: String
+        fileprivate let real: String
+        fileprivate let mirror: String
+    }
+
+    /// An entry at the mirror's top level.
+    public enum TopEntry: Sendable {
+        case file(File)
+        case directory(Subtree)
+    }
+
+    /// The mirror's top level in name order, symlinks resolved, excluded paths left out; its
+    /// directories are walked apart (``walk(_:)``), so a publish can work on each as it is done.
+    public func topLevel() throws(WalkError) -> [(name: String, entry: TopEntry)] {
         guard let real = Self.realPath(root) else { throw .cannotRead(root, String(cString: strerror(errno))) }
         var resolver = LinkResolver()
         defer { resolver.close() }
-        let top = try listing(real: real, path: "", mirror: real, resolver: &resolver)
+        return try listing(real: real, path: "", mirror: real, resolver: &resolver).map { entry in
+            switch entry.kind {
+            case .file(let file): (entry.name, .file(file))
+            case .directory(let target, let path): (entry.name, .directory(Subtree(path: path, real: target, mirror: real)))
+            }
+        }
+    }
+
+    /// Walks a top-level directory.
+    public func walk(_ subtree: Subtree) throws(WalkError) -> Node {
+        var resolver = LinkResolver()
+        defer { resolver.close() }
+        return try directory(real: subtree.real, path: subtree.path, depth: 1, mirror: subtree.mirror, resolver: &resolver)
+    }
+
+    /// Walks the whole mirror: the top-level directories at once, on every core.
+    public func walk() async throws(WalkError) -> Node {
+        let top = try topLevel()
         let walked = await withTaskGroup(of: (Int, Result<Node, WalkError>).self) { group in
             for (index, entry) in top.enumerated() {
-                guard case .directory(let target, let path) = entry.kind else { continue }
-                group.addTask {
-                    var resolver = LinkResolver()
-                    defer { resolver.close() }
-                    return (index, Result { () throws(WalkError) in
-                        try directory(real: target, path: path, depth: 1, mirror: real, resolver: &resolver)
-                    })
-                }
+                guard case .directory(let subtree) = entry.entry else { continue }
+                group.addTask { (index, Result { () throws(WalkError) in try walk(subtree) }) }
             }
             var results: [Int: Result<Node, WalkError>] = [:]
             for await (index, result) in group { results[index] = result }
             return results
         }
-        return try Self.node(path: "", listed: top) { index, _, _ throws(WalkError) in try walked[index]!.get() }
+        var entries: [(name: String, node: Node)] = []
+        for (index, (name, entry)) in top.enumerated() {
+            switch entry {
+            case .file(let file): entries.append((name, .file(file)))
+            case .directory: entries.append((name, try walked[index]!.get()))
+            }
+        }
+        return .directory(path: "", entries: entries)
     }
 
     /// Every file in the tree, in path order.
@@ -138,22 +171,14 @@ public struct MirrorTree: Sendable {
         real: String, path: String, depth: Int, mirror: String, resolver: inout LinkResolver
     ) throws(WalkError) -> Node {
         guard depth < 40 else { throw .tooDeep(path) }
-        let listed = try listing(real: real, path: path, mirror: mirror, resolver: &resolver)
-        return try Self.node(path: path, listed: listed) { _, target, childPath throws(WalkError) in
-            try directory(real: target, path: childPath, depth: depth + 1, mirror: mirror, resolver: &resolver)
-        }
-    }
-
-    /// The directory node of `listed` entries; the node of the subdirectory at `listed[index]`
-    /// (its real path and tree path) comes from `subdirectory`.
-    private static func node(
-        path: String, listed: [Entry], subdirectory: (_ index: Int, _ real: String, _ path: String) throws(WalkError) -> Node
-    ) throws(WalkError) -> Node {
         var entries: [(name: String, node: Node)] = []
-        for (index, entry) in listed.enumerated() {
+        for entry in try listing(real: real, path: path, mirror: mirror, resolver: &resolver) {
             switch entry.kind {
-            case .file(let file): entries.append((entry.name, .file(file)))
-            case .directory(let real, let childPath): entries.append((entry.name, try subdirectory(index, real, childPath)))
+            case .file(let file):
+                entries.append((entry.name, .file(file)))
+            case .directory(let target, let childPath):
+                entries.append((entry.name, try directory(real: target, path: childPath, depth: depth + 1, mirror: mirror,
+                                                          resolver: &resolver)))
             }
         }
         return .directory(path: path, entries: entries)

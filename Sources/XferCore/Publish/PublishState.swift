@@ -54,11 +54,10 @@ public struct PublishState: Sendable, Equatable {
 
     public init() {}
 
-    /// Reads the state file's text (byte by byte: a mirror's state has tens of thousands of lines);
-    /// without `records`, only its header (up to the first file or directory line).
-    public init(text: String, records: Bool = true) {
-        var text = text
-        self = text.withUTF8 { PublishState(utf8: $0, records: records) }
+    /// Reads the state file's bytes (a mirror's state has tens of thousands of lines); without
+    /// `records`, only its header (up to the first file or directory line).
+    public init(bytes: [UInt8], records: Bool = true) {
+        self = bytes.withUnsafeBufferPointer { PublishState(utf8: $0, records: records) }
     }
 
     private init(utf8 bytes: UnsafeBufferPointer<UInt8>, records: Bool) {
@@ -122,11 +121,11 @@ public struct PublishState: Sendable, Equatable {
     }
 
     /// The state file's text.
-    public var text: String { String(decoding: encoded(records: records), as: UTF8.self) }
+    public var text: String { String(decoding: encodedHeader() + records, as: UTF8.self) }
 
-    /// The state file's bytes with `records` for its file and directory lines (``records`` made
-    /// earlier: they are most of the file, and the same in both saves of a run).
-    public func encoded(records: [UInt8]) -> [UInt8] {
+    /// The state file's first lines, before its file and directory lines (``records``, most of
+    /// the file and written apart: they are the same in both saves of a run).
+    public func encodedHeader() -> [UInt8] {
         var lines = [Self.header]
         if let parameters { lines.append("import\t\(parameters)") }
         if let lastUpdate { lines.append("lastupdate\t\(lastUpdate)") }
@@ -135,9 +134,7 @@ public struct PublishState: Sendable, Equatable {
         if let published { lines.append("published\t\(published)") }
         lines += generations.map { "generation\t\($0)" }
         if !indexBlocks.isEmpty { lines.append("index\t" + indexBlocks.map(\.description).joined(separator: ",")) }
-        var bytes = Array((lines.joined(separator: "\n") + "\n").utf8)
-        bytes.append(contentsOf: records)
-        return bytes
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
 
     /// The file and directory lines (from ``files`` and ``directories``), sorted by path.
@@ -147,7 +144,7 @@ public struct PublishState: Sendable, Equatable {
     /// 40 000 paths costs more than writing them), then ``directories`` sorted by path.
     public func records(files: [(path: String, record: FileRecord)]) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(files.count * 128)
+        bytes.reserveCapacity(files.count * 256 + directories.count * 512)  // (pages reserved, not used, cost nothing)
         func field(_ text: String) {
             bytes.append(UInt8(ascii: "\t"))
             bytes.append(contentsOf: text.utf8)

@@ -25,22 +25,28 @@ public enum FileSystem {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Reads a whole file.
+    /// Reads a whole file, into a buffer of its size (a state file is megabytes: growing a
+    /// buffer as it is read would touch several times as much fresh memory).
     public static func readBytes(_ path: String) throws(SystemError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open \(path)") }
         defer { close(fd) }
-        var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var info = stat()
+        let expected = fstat(fd, &info) == 0 ? max(Int(info.st_size), 0) : 0
+        var result = [UInt8](repeating: 0, count: expected + 1)  // one more: a file that grew is seen
+        var count = 0
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
+            if count == result.count { result.append(contentsOf: repeatElement(0, count: max(result.count, 64 * 1024))) }
+            let read = result.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
+            if read < 0 {
                 if errno == EINTR { continue }
                 throw SystemError("read \(path)")
             }
-            if count == 0 { return result }
-            result.append(contentsOf: buffer[0..<count])
+            if read == 0 { break }
+            count += read
         }
+        result.removeLast(result.count - count)
+        return result
     }
 
     /// Writes `bytes` to `fd` completely.
@@ -76,18 +82,19 @@ public enum FileSystem {
 
     /// Replaces `path` with `bytes` atomically: a temporary file in the same directory, then rename.
     public static func writeAtomically(_ path: String, bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
-        try stage(path, bytes: bytes, mode: mode).commit()
+        try stage(path, bytes: [bytes], mode: mode).commit()
     }
 
-    /// Writes `bytes` (fsynced) to a temporary file beside `path`, which ``StagedFile/commit()``
-    /// later puts in place atomically. `tag` tells apart two staged at once for one path.
-    public static func stage(_ path: String, bytes: [UInt8], mode: mode_t = 0o644, tag: String = "") throws(SystemError) -> StagedFile {
+    /// Writes `bytes`, one buffer after the other (fsynced), to a temporary file beside `path`,
+    /// which ``StagedFile/commit()`` later puts in place atomically. `tag` tells apart two staged
+    /// at once for one path.
+    public static func stage(_ path: String, bytes: [[UInt8]], mode: mode_t = 0o644, tag: String = "") throws(SystemError) -> StagedFile {
         let temporary = "\(path).tmp.\(getpid())\(tag)"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create \(temporary)") }
         fchmod(fd, mode)  // the mode asked for, whatever the umask
         do throws(SystemError) {
-            try writeAll(fd, bytes, path: temporary)
+            for part in bytes { try writeAll(fd, part, path: temporary) }
             guard fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }
         } catch {
             close(fd)
