@@ -51,6 +51,34 @@ import Testing
         #expect(MirrorTree.fileCount(tree) == MirrorTree.files(tree).count && MirrorTree.fileCount(tree) == 4)
     }
 
+    @Test func aLinkUnchangedSinceTheLastWalkIsNotReadAgain() async throws {
+        let directory = try mirror()
+        try directory.write("m/pool/packages/b-1-1-any.pkg.tar.zst", [9, 9])
+        let root = directory.path + "/m"
+        let path = "core/os/x86_64/a-1-1-any.pkg.tar.zst"
+        func walked(remembering remembered: MirrorTree.Link?) async throws -> MirrorTree.File? {
+            let tree = MirrorTree(root: root, excludes: [], knownLinks: { $0 == path ? remembered : nil })
+            return MirrorTree.files(try await tree.walk()).first { $0.path == path }
+        }
+        let link = try #require(try await walked(remembering: nil)?.link)
+        #expect(link.target == "../../../pool/packages/a-1-1-any.pkg.tar.zst")
+        #expect(try await walked(remembering: nil)?.realPath.hasSuffix("/m/pool/packages/a-1-1-any.pkg.tar.zst") == true)
+        // Remembered with another target: while the link is the same inode, unchanged, the walk
+        // believes its memory (it does not read the link)...
+        var remembered = link
+        remembered.target = "../../../pool/packages/b-1-1-any.pkg.tar.zst"
+        let believed = try await walked(remembering: remembered)
+        #expect(believed?.realPath.hasSuffix("/m/pool/packages/b-1-1-any.pkg.tar.zst") == true && believed?.size == 2)
+        // ...and reads it again once it was replaced (rsync makes a new link: a new ctime).
+        try await Task.sleep(for: .milliseconds(20))  // past the kernel's coarse clock for ctimes
+        try FileManager.default.removeItem(atPath: root + "/" + path)
+        try FileManager.default.createSymbolicLink(atPath: root + "/" + path,
+                                                   withDestinationPath: "../../../pool/packages/a-1-1-any.pkg.tar.zst")
+        let reread = try await walked(remembering: remembered)
+        #expect(reread?.realPath.hasSuffix("/m/pool/packages/a-1-1-any.pkg.tar.zst") == true && reread?.size == 3)
+        #expect(reread?.link?.target == link.target && reread?.link?.changed != link.changed)
+    }
+
     @Test func fileHashesHashEachFileOnceAndFailThePartsThatNeedAMissingOne() async throws {
         final class CountingSink: BlockSink {
             let puts = Mutex<[CID]>([])
@@ -127,7 +155,13 @@ import Testing
         state.published = cid
         state.generations = [cid, try CID("bafkqaaa")]
         state.files["core/os/x86_64/a.pkg"] = .init(size: 3, modified: 9, inode: 42,
-                                                     node: ImportedNode(cid: cid, tsize: 14, fileSize: 3))
+                                                     node: ImportedNode(cid: cid, tsize: 14, fileSize: 3),
+                                                     link: .init(inode: 7, changed: 1_795_000_000_500_000_000, target: "../../../pool/a.pkg"))
+        state.files["pool/a.pkg"] = .init(size: 3, modified: 9, inode: 42, node: ImportedNode(cid: cid, tsize: 14, fileSize: 3))
+        // A link whose target has a tab in it is not remembered (the next walk reads it).
+        var tabbed = state
+        tabbed.files["core/os/x86_64/a.pkg"]?.link?.target = "../a\tb"
+        #expect(PublishState(bytes: Array(tabbed.text.utf8)).files["core/os/x86_64/a.pkg"]?.link == nil)
         state.directories[""] = .init(digest: "ab", node: ImportedNode(cid: cid, tsize: 100, fileSize: 0))
         let shard = try CID("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn")
         state.directories["pool"] = .init(digest: "cd", node: ImportedNode(cid: cid, tsize: 90, fileSize: 0),

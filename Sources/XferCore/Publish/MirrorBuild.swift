@@ -154,7 +154,7 @@ struct MirrorBuild: Sendable {
         var records: [(path: String, record: PublishState.FileRecord)] = []
         records.reserveCapacity(files.count)
         for (file, node) in zip(files, fileNodes) {
-            records.append((file.path, .init(size: file.size, modified: file.modified, inode: file.inode, node: node)))
+            records.append((file.path, .init(size: file.size, modified: file.modified, inode: file.inode, node: node, link: file.link)))
         }
         var directories = BuiltDirectories()
         var cursor = fileNodes.makeIterator()

@@ -130,8 +130,10 @@ public struct MirrorPublisher: Sendable {
             // The last run's files and directories, read while the mirror is walked. The header,
             // in `state`, is all that is needed after the build: the rest goes with this block,
             // while kubo still works.
+            let remembered = RememberedLinks()
             let last = Task {
                 let state = republish ? PublishState(bytes: stateBytes) : PublishState()
+                remembered.provide(state.files)
                 return MirrorBuild.LastRun(state: state, known: state.knownBlocks)
             }
             var watch: MirrorTree.ChangeWatch?
@@ -140,8 +142,10 @@ public struct MirrorPublisher: Sendable {
                 hashes = started
                 if let since = state.walkStarted { watch = MirrorTree.ChangeWatch(since: since) { started.request($0.realPath) } }
             }
+            // (The parts of a republish are walked on threads of their own: they may wait for the links.)
             let tree = MirrorTree(root: options.mirror, excludes: options.excludes,
-                                  includeHidden: options.parameters.includeHidden, watch: watch)
+                                  includeHidden: options.parameters.includeHidden, watch: watch,
+                                  knownLinks: republish ? remembered.link(at:) : nil)
             var parts: [(name: String, source: MirrorBuild.Source)]
             do throws(MirrorTree.WalkError) {
                 if republish {

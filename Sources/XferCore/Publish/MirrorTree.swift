@@ -31,6 +31,25 @@ public struct MirrorTree: Sendable {
         public var size: Int64
         public var modified: Int64
         public var inode: UInt64
+        /// The symlink it was found through, when that leads straight to a file.
+        public var link: Link? = nil
+    }
+
+    /// A symlink as a walk found it: its own inode and ctime, and its target as written. A link
+    /// with the inode and ctime of one the last walk found is that link, unchanged, so the walk
+    /// need not read its target again: on a mirror, reading tens of thousands of links costs a
+    /// disk read each once they have left the cache.
+    public struct Link: Sendable, Equatable {
+        public var inode: UInt64
+        /// Its ctime, in nanoseconds since the epoch.
+        public var changed: Int64
+        public var target: String
+
+        public init(inode: UInt64, changed: Int64, target: String) {
+            self.inode = inode
+            self.changed = changed
+            self.target = target
+        }
     }
 
     /// A directory: its entries by name.
@@ -57,12 +76,17 @@ public struct MirrorTree: Sendable {
     public let excludes: [String]
     public let includeHidden: Bool
     public let watch: ChangeWatch?
+    /// The links the last walk found, by path (it may block until they are known); not asked at
+    /// the top level.
+    public let knownLinks: (@Sendable (String) -> Link?)?
 
-    public init(root: String, excludes: [String], includeHidden: Bool = false, watch: ChangeWatch? = nil) {
+    public init(root: String, excludes: [String], includeHidden: Bool = false, watch: ChangeWatch? = nil,
+                knownLinks: (@Sendable (String) -> Link?)? = nil) {
         self.root = root
         self.excludes = excludes
         self.includeHidden = includeHidden
         self.watch = watch
+        self.knownLinks = knownLinks
     }
 
     /// A directory at the mirror's top level, still to walk (``walk(_:)``).
@@ -85,7 +109,7 @@ public struct MirrorTree: Sendable {
         guard let real = Self.realPath(root) else { throw .cannotRead(root, String(cString: strerror(errno))) }
         var resolver = LinkResolver()
         defer { resolver.close() }
-        return try listing(real: real, path: "", mirror: real, resolver: &resolver).map { entry in
+        return try listing(real: real, path: "", mirror: real, resolver: &resolver, knownLinks: nil).map { entry in
             switch entry.kind {
             case .file(let file): (entry.name, .file(file))
             case .directory(let target, let path): (entry.name, .directory(Subtree(path: path, real: target, mirror: real)))
@@ -172,7 +196,7 @@ public struct MirrorTree: Sendable {
     ) throws(WalkError) -> Node {
         guard depth < 40 else { throw .tooDeep(path) }
         var entries: [(name: String, node: Node)] = []
-        for entry in try listing(real: real, path: path, mirror: mirror, resolver: &resolver) {
+        for entry in try listing(real: real, path: path, mirror: mirror, resolver: &resolver, knownLinks: knownLinks) {
             switch entry.kind {
             case .file(let file):
                 entries.append((entry.name, .file(file)))
@@ -185,7 +209,9 @@ public struct MirrorTree: Sendable {
     }
 
     /// A directory's entries in name order, symlinks resolved, excluded paths left out.
-    private func listing(real: String, path: String, mirror: String, resolver: inout LinkResolver) throws(WalkError) -> [Entry] {
+    private func listing(
+        real: String, path: String, mirror: String, resolver: inout LinkResolver, knownLinks: ((String) -> Link?)?
+    ) throws(WalkError) -> [Entry] {
         // Entries are looked at relative to the directory's descriptor: no path walk per entry.
         let fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0, let handle = fdopendir(fd) else {
@@ -211,25 +237,29 @@ public struct MirrorTree: Sendable {
                 continue
             }
             var info = stat()
-            if Int(type) != DT_LNK && fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
-                throw .cannotRead(childReal, String(cString: strerror(errno)))
-            }
+            if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 { throw .cannotRead(childReal, String(cString: strerror(errno))) }
             var target = childReal
-            if Int(type) == DT_LNK || (info.st_mode & S_IFMT) == S_IFLNK {
-                guard let (resolved, resolvedInfo) = resolver.resolve(name, at: fd, in: real) else {
+            var link: Link?
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                let (inode, changed) = (UInt64(info.st_ino), Self.nanoseconds(info.st_ctim))
+                let known = knownLinks?(childPath).flatMap { $0.inode == inode && $0.changed == changed ? $0 : nil }
+                guard let resolved = resolver.resolve(name, at: fd, in: real, target: known?.target) else {
                     throw .cannotRead(childReal, "dangling symlink")
                 }
-                guard resolved == mirror || resolved.hasPrefix(mirror + "/") else { throw .escapes(childPath, target: resolved) }
-                target = resolved
-                info = resolvedInfo
+                guard resolved.path == mirror || resolved.path.hasPrefix(mirror + "/") else {
+                    throw .escapes(childPath, target: resolved.path)
+                }
+                target = resolved.path
+                info = resolved.info
+                link = resolved.target.map { Link(inode: inode, changed: changed, target: $0) }
             }
             switch info.st_mode & S_IFMT {
             case S_IFDIR:
                 entries.append(Entry(name: name, kind: .directory(target, childPath)))
             case S_IFREG:
                 let file = File(path: childPath, realPath: target, size: Int64(info.st_size),
-                                modified: Int64(info.st_mtim.tv_sec), inode: UInt64(info.st_ino))
-                if let watch, Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec) >= watch.since {
+                                modified: Int64(info.st_mtim.tv_sec), inode: UInt64(info.st_ino), link: link)
+                if let watch, Self.nanoseconds(info.st_ctim) >= watch.since {
                     watch.found(file)
                 }
                 entries.append(Entry(name: name, kind: .file(file)))
@@ -251,13 +281,22 @@ public struct MirrorTree: Sendable {
         private var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
 
         /// The real path of the symlink `name` in the real directory `directory` (open as
-        /// `directoryFD`), and what it is (`stat` of it).
-        mutating func resolve(_ name: String, at directoryFD: Int32, in directory: String) -> (path: String, info: stat)? {
+        /// `directoryFD`), what it is (`stat` of it), and the link's target as written when it
+        /// leads straight to a plain entry (nil when realpath had to follow it). A `target`
+        /// known to be the link's is not read again.
+        mutating func resolve(
+            _ name: String, at directoryFD: Int32, in directory: String, target remembered: String?
+        ) -> (path: String, info: stat, target: String?)? {
             let link = directory + "/" + name
-            let count = readlinkat(directoryFD, name, &buffer, buffer.count - 1)
-            guard count > 0 else { return Self.followed(link) }
-            let target = buffer.withUnsafeBufferPointer { characters in
-                String(decoding: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(characters)[0..<count]), as: UTF8.self)
+            let target: String
+            if let remembered {
+                target = remembered
+            } else {
+                let count = readlinkat(directoryFD, name, &buffer, buffer.count - 1)
+                guard count > 0 else { return Self.followed(link) }
+                target = buffer.withUnsafeBufferPointer { characters in
+                    String(decoding: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(characters)[0..<count]), as: UTF8.self)
+                }
             }
             let absolute = target.hasPrefix("/") ? target : directory + "/" + target
             let targetName = FileSystem.baseName(absolute)
@@ -279,7 +318,7 @@ public struct MirrorTree: Sendable {
             guard fstatat(known.fd, targetName, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
             // A link to a link: let realpath follow the chain (and catch loops).
             if (info.st_mode & S_IFMT) == S_IFLNK { return Self.followed(link) }
-            return (known.real == "/" ? "/" + targetName : known.real + "/" + targetName, info)
+            return (known.real == "/" ? "/" + targetName : known.real + "/" + targetName, info, target)
         }
 
         /// Closes the target directories' descriptors.
@@ -289,12 +328,17 @@ public struct MirrorTree: Sendable {
         }
 
         /// The slow way: realpath, then stat of the result.
-        private static func followed(_ link: String) -> (path: String, info: stat)? {
+        private static func followed(_ link: String) -> (path: String, info: stat, target: String?)? {
             guard let path = MirrorTree.realPath(link) else { return nil }
             var info = stat()
             guard stat(path, &info) == 0 else { return nil }
-            return (path, info)
+            return (path, info, nil)
         }
+    }
+
+    /// A file time in nanoseconds since the epoch.
+    static func nanoseconds(_ time: timespec) -> Int64 {
+        Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 
     static func realPath(_ path: String) -> String? {

@@ -6,12 +6,14 @@ import IPFSData
 /// blocks it lacks. Written atomically; a damaged file is
 /// read as far as it is whole, and a missing one means a full run.
 public struct PublishState: Sendable, Equatable {
-    /// A file's CID and what it looked like when it was hashed.
+    /// A file's CID and what it looked like when it was hashed, and the symlink it was found
+    /// through (whose target the next walk need not read again if it is the same link).
     public struct FileRecord: Sendable, Equatable {
         public var size: Int64
         public var modified: Int64
         public var inode: UInt64
         public var node: ImportedNode
+        public var link: MirrorTree.Link? = nil
     }
 
     /// A directory's node, the digest of the entries it was built from, and its other blocks
@@ -100,13 +102,18 @@ public struct PublishState: Sendable, Equatable {
             case ("root", 2): root = try? CID(text(fields[1]))
             case ("published", 2): published = try? CID(text(fields[1]))
             case ("generation", 2): if let cid = try? CID(text(fields[1])) { generations.append(cid) }
-            case ("F", 8):
+            case ("F", 8), ("F", 11):
                 guard let size = number(fields[2]), let modified = number(fields[3]), let inode = number(fields[4]),
                       let tsize = number(fields[6]), let fileSize = number(fields[7]),
                       let cid = try? CID(text(fields[5])) else { continue }
+                var link: MirrorTree.Link?
+                if fields.count == 11 {
+                    guard let linkInode = number(fields[8]), let changed = number(fields[9]), !fields[10].isEmpty else { continue }
+                    link = MirrorTree.Link(inode: linkInode, changed: Int64(changed), target: text(fields[10]))
+                }
                 files[text(fields[1])] = FileRecord(
                     size: Int64(size), modified: Int64(modified), inode: inode,
-                    node: ImportedNode(cid: cid, tsize: tsize, fileSize: fileSize))
+                    node: ImportedNode(cid: cid, tsize: tsize, fileSize: fileSize), link: link)
             case ("D", 5), ("D", 6):
                 guard let tsize = number(fields[4]), let cid = try? CID(text(fields[3])) else { continue }
                 directories[text(fields[1])] = DirectoryRecord(
@@ -158,6 +165,12 @@ public struct PublishState: Sendable, Equatable {
             field(record.node.cid.description)
             field(String(record.node.tsize))
             field(String(record.node.fileSize))
+            // (A target with a tab or a line break in it is not kept: the next walk reads it.)
+            if let link = record.link, !link.target.utf8.contains(where: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") }) {
+                field(String(link.inode))
+                field(String(link.changed))
+                field(link.target)
+            }
             bytes.append(UInt8(ascii: "\n"))
         }
         for (path, record) in directories.sorted(by: { $0.key < $1.key }) {
