@@ -227,47 +227,57 @@ public struct MirrorTree: Sendable {
             if name == "." || name == ".." || (name.hasPrefix(".") && !includeHidden) { continue }
             names.append((name, entry.pointee.d_type))
         }
-        var entries: [Entry] = []
+        // Each entry stated first, links resolved after: resolving may wait for the last walk's
+        // links (``knownLinks``), and the files found meanwhile are told to the watch.
+        var slots: [Entry?] = []
+        var links: [(slot: Int, name: String, path: String, info: stat)] = []
         for (name, type) in names.sorted(by: { $0.name < $1.name }) {
             let childPath = path.isEmpty ? name : path + "/" + name
             if isExcluded(childPath) { continue }
-            let childReal = real + "/" + name
             if Int(type) == DT_DIR {
-                entries.append(Entry(name: name, kind: .directory(childReal, childPath)))
+                slots.append(Entry(name: name, kind: .directory(real + "/" + name, childPath)))
                 continue
             }
             var info = stat()
-            if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 { throw .cannotRead(childReal, String(cString: strerror(errno))) }
-            var target = childReal
-            var link: Link?
-            if (info.st_mode & S_IFMT) == S_IFLNK {
-                let (inode, changed) = (UInt64(info.st_ino), Self.nanoseconds(info.st_ctim))
-                let known = knownLinks?(childPath).flatMap { $0.inode == inode && $0.changed == changed ? $0 : nil }
-                guard let resolved = resolver.resolve(name, at: fd, in: real, target: known?.target) else {
-                    throw .cannotRead(childReal, "dangling symlink")
-                }
-                guard resolved.path == mirror || resolved.path.hasPrefix(mirror + "/") else {
-                    throw .escapes(childPath, target: resolved.path)
-                }
-                target = resolved.path
-                info = resolved.info
-                link = resolved.target.map { Link(inode: inode, changed: changed, target: $0) }
+            if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
+                throw .cannotRead(real + "/" + name, String(cString: strerror(errno)))
             }
-            switch info.st_mode & S_IFMT {
-            case S_IFDIR:
-                entries.append(Entry(name: name, kind: .directory(target, childPath)))
-            case S_IFREG:
-                let file = File(path: childPath, realPath: target, size: Int64(info.st_size),
-                                modified: Int64(info.st_mtim.tv_sec), inode: UInt64(info.st_ino), link: link)
-                if let watch, Self.nanoseconds(info.st_ctim) >= watch.since {
-                    watch.found(file)
-                }
-                entries.append(Entry(name: name, kind: .file(file)))
-            default:
-                throw .unsupported(childPath)
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                links.append((slots.count, name, childPath, info))
+                slots.append(nil)
+            } else {
+                slots.append(try entry(name, path: childPath, realPath: real + "/" + name, info: info, link: nil))
             }
         }
-        return entries
+        for (slot, name, childPath, own) in links {
+            let (inode, changed) = (UInt64(own.st_ino), Self.nanoseconds(own.st_ctim))
+            let known = knownLinks?(childPath).flatMap { $0.inode == inode && $0.changed == changed ? $0 : nil }
+            guard let resolved = resolver.resolve(name, at: fd, in: real, target: known?.target) else {
+                throw .cannotRead(real + "/" + name, "dangling symlink")
+            }
+            guard resolved.path == mirror || resolved.path.hasPrefix(mirror + "/") else {
+                throw .escapes(childPath, target: resolved.path)
+            }
+            slots[slot] = try entry(name, path: childPath, realPath: resolved.path, info: resolved.info,
+                                    link: resolved.target.map { Link(inode: inode, changed: changed, target: $0) })
+        }
+        return slots.map { $0! }
+    }
+
+    /// The entry for `name` (at `path` in the tree) whose real path is `realPath` and `info` its
+    /// stat; a file is told to the watch.
+    private func entry(_ name: String, path: String, realPath: String, info: stat, link: Link?) throws(WalkError) -> Entry {
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR:
+            return Entry(name: name, kind: .directory(realPath, path))
+        case S_IFREG:
+            let file = File(path: path, realPath: realPath, size: Int64(info.st_size),
+                            modified: Int64(info.st_mtim.tv_sec), inode: UInt64(info.st_ino), link: link)
+            if let watch, Self.nanoseconds(info.st_ctim) >= watch.since { watch.found(file) }
+            return Entry(name: name, kind: .file(file))
+        default:
+            throw .unsupported(path)
+        }
     }
 
     /// Resolves symlinks to real paths, fast for the common case: a mirror has tens of thousands
