@@ -6,6 +6,7 @@ through ipfs-xfer, and a run killed with -9 is finished by the next."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import signal
 import subprocess
@@ -29,6 +30,24 @@ def publish(conf: Path, mirror_root, *extra, timeout=600) -> subprocess.Complete
 def report(result) -> dict[str, str]:
     assert result.returncode == 0, result.stderr
     return dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+
+
+def published(path: str) -> bool:
+    """Whether ``EXCLUDES`` leave ``path`` (relative to the mirror root) in the published tree."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return not any(p == e.rstrip("/") if e.endswith("/") else fnmatch.fnmatchcase(p, e)
+                   for e in EXCLUDES for p in prefixes)
+
+
+def published_directories(root: Path) -> set[str]:
+    """Every directory of the published tree (the root as "")."""
+    found = {""}
+    for dirpath, dirnames, _ in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        dirnames[:] = [d for d in dirnames if published(d if rel == "." else f"{rel}/{d}")]
+        found.update(d if rel == "." else f"{rel}/{d}" for d in dirnames)
+    return found
 
 
 def node_config(tmp_path, node) -> Path:
@@ -111,6 +130,13 @@ def test_republishing_after_a_1_percent_change_hashes_only_what_changed(
     assert new_root != old_root
     hashed = int(second["files"].split(" hashed")[0])
     assert hashed == len(rehashed), (second["files"], sorted(rehashed))
+    # Only the directories on changed paths were built again (the root also for its index).
+    on_changed_paths = {"/".join(path.split("/")[:depth]) for path in changes.changed if published(path)
+                        for depth in range(path.count("/") + 1)}
+    directories = published_directories(mirror.root)
+    assert on_changed_paths < directories and len(on_changed_paths) < len(directories)
+    assert second["files"].split("directories: ")[1].split(";")[0] == \
+        f"{len(on_changed_paths)} built, {len(directories) - len(on_changed_paths)} reused", second["files"]
     index = assert_kubo_agrees(kubo_repo, mirror, node, new_root)
     # Only new blocks were sent, in one CAR: the changed files, the changed chunks of the index
     # and the changed directory nodes and HAMT shards (a few KiB each); nothing of the unchanged
