@@ -136,11 +136,8 @@ struct MirrorBuild: Sendable {
         }
         let reused = nodes.count { $0 != nil }
         if reused < files.count {
-            var changed: [String] = []
-            var seen: Set<String> = []
-            for (file, node) in zip(files, nodes) where node == nil && seen.insert(file.realPath).inserted {
-                changed.append(file.realPath)
-            }
+            // (A real file reached twice, `core.db` and the `core.db.tar.gz` it leads to, is hashed once.)
+            let changed = zip(files, nodes).compactMap { file, node in node == nil ? file.realPath : nil }
             let hashed: [String: ImportedNode]
             do {
                 hashed = try await hashes.nodes(changed)

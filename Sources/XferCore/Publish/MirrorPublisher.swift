@@ -103,9 +103,7 @@ public struct MirrorPublisher: Sendable {
                 let waiting = Monotonic.nanoseconds()
                 report.name = try await announce(root)
                 state.published = root
-                try writingState { () throws(SystemError) in
-                    try FileSystem.stage(options.statePath, bytes: [state.encodedHeader(), state.records]).commit()
-                }
+                try writingState(stage(state, records: state.records).commit)
                 report.kuboSeconds = Monotonic.seconds(since: waiting)
             }
             report.seconds = Monotonic.seconds(since: start)
@@ -241,16 +239,19 @@ public struct MirrorPublisher: Sendable {
         let records = state.records(files: files)
         var named = state
         named.published = root
-        let pinned = try writingState { () throws(SystemError) in
-            try FileSystem.stage(options.statePath, bytes: [state.encodedHeader(), records])
-        }
+        let pinned = try stage(state, records: records)
         do {
-            return (pinned, try writingState { () throws(SystemError) in
-                try FileSystem.stage(options.statePath, bytes: [named.encodedHeader(), records], tag: ".named")
-            })
+            return (pinned, try stage(named, records: records, tag: ".named"))
         } catch {
             pinned.discard()
             throw error
+        }
+    }
+
+    /// The state file staged as `state` with its file and directory lines `records`.
+    private func stage(_ state: PublishState, records: [UInt8], tag: String = "") throws(Failure) -> FileSystem.StagedFile {
+        try writingState { () throws(SystemError) in
+            try FileSystem.stage(options.statePath, bytes: [state.encodedHeader(), records], tag: tag)
         }
     }
 

@@ -250,7 +250,7 @@ public struct MirrorTree: Sendable {
             }
         }
         for (slot, name, childPath, own) in links {
-            let (inode, changed) = (UInt64(own.st_ino), Self.nanoseconds(own.st_ctim))
+            let (inode, changed) = (UInt64(own.st_ino), WallClock.nanoseconds(own.st_ctim))
             let known = knownLinks?(childPath).flatMap { $0.inode == inode && $0.changed == changed ? $0 : nil }
             guard let resolved = resolver.resolve(name, at: fd, in: real, target: known?.target) else {
                 throw .cannotRead(real + "/" + name, "dangling symlink")
@@ -273,7 +273,7 @@ public struct MirrorTree: Sendable {
         case S_IFREG:
             let file = File(path: path, realPath: realPath, size: Int64(info.st_size),
                             modified: Int64(info.st_mtim.tv_sec), inode: UInt64(info.st_ino), link: link)
-            if let watch, Self.nanoseconds(info.st_ctim) >= watch.since { watch.found(file) }
+            if let watch, WallClock.nanoseconds(info.st_ctim) >= watch.since { watch.found(file) }
             return Entry(name: name, kind: .file(file))
         default:
             throw .unsupported(path)
@@ -344,11 +344,6 @@ public struct MirrorTree: Sendable {
             guard stat(path, &info) == 0 else { return nil }
             return (path, info, nil)
         }
-    }
-
-    /// A file time in nanoseconds since the epoch.
-    static func nanoseconds(_ time: timespec) -> Int64 {
-        Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 
     static func realPath(_ path: String) -> String? {

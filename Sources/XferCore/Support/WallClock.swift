@@ -6,6 +6,11 @@ public enum WallClock {
     public static func nanoseconds() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        return nanoseconds(now)
+    }
+
+    /// A time of day (a file's ctime, say) in nanoseconds since the epoch.
+    public static func nanoseconds(_ time: timespec) -> Int64 {
+        Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 }
