@@ -154,12 +154,23 @@ class Nginx:
         self.stop()
 
     def requests(self, name: str) -> list[dict[str, Any]]:
-        """Parsed access-log entries of mirror ``name`` (oldest first)."""
+        """Parsed access-log entries of mirror ``name`` (oldest first).
+
+        nginx writes an entry just after it has sent the response, so a caller that has just got
+        its answer may look before the entry is there: the log is read until it has stayed the
+        same for 50 ms (at most 2 s)."""
         path = self.access_log(name)
         if not path.exists():
             return []
+        text, deadline = path.read_text(), time.monotonic() + 2
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = path.read_text()
+            if again == text:
+                break
+            text = again
         entries = []
-        for line in path.read_text().splitlines():
+        for line in text.splitlines():
             if line.strip():
                 entry = json.loads(line)
                 entry["range"] = entry.get("range") or None
