@@ -35,8 +35,11 @@ import Testing
         ResolveTimeout = 3s
         ParallelDownloads = 12
         ServeTimeout = 2500ms
+        RequireVerified = yes
         """
         let config = try XferConfig(file: IniFile(text: text, path: "t.conf"))
+        #expect(config.requireVerified)
+        #expect(XferConfig().requireVerified == false)
         #expect(config.mirrorRoot?.namespace == .ipns)
         #expect(config.mirrorRoot?.segments == ["arch"])
         #expect(config.gateways == ["http://127.0.0.1:8080", "http://10.0.0.2:8080"])
@@ -74,6 +77,7 @@ import Testing
         ("[options]\n\nGateway = ftp://x\n", 3, "Gateway must be an http"),
         ("[options]\nHedgeDelay = soon\n", 2, "HedgeDelay must be a duration"),
         ("[options]\nParallelDownloads = 0\n", 2, "ParallelDownloads must be a number from 1 to 64"),
+        ("[options]\nRequireVerified = maybe\n", 2, "RequireVerified must be yes or no, not 'maybe'"),
         ("[options]\nMirrorRoot = /ipfs/../etc\n", 2, "is not a CID"),
         ("[options]\nMirrorRoot = ipfs/Qm\n", 2, "is not an /ipfs/<cid>"),
         ("[options]\nMirrorRoot = /ipfs/QmX/.hidden\n", 2, "not allowed"),

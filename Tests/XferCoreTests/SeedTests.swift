@@ -42,7 +42,7 @@ import Testing
         try directory.write("cache/download-x1/other-2.0-1-any.pkg.tar.zst", [1, 2, 3])  // pacman 7.1's leftovers
         let conf = try directory.write("pacman.conf", Array(
             "[options]\nDBPath = \(directory.path)/db\nCacheDir = \(directory.path)/cache\nArchitecture = x86_64\n[core]\nServer = x\n".utf8))
-        let (targets, missing) = CacheLookup(pacman: PacmanConfig(path: conf)).targets(for: ["demo", "other", "absent"], now: 5)
+        let (targets, missing) = CacheLookup(pacman: PacmanConfig(path: conf), state: nil).targets(for: ["demo", "other", "absent"], now: 5)
         #expect(targets.map(\.fileName) == ["demo-1.0-1-x86_64.pkg.tar.zst", "demo-1.0-1-x86_64.pkg.tar.zst.sig"])
         #expect(targets.first?.cachePath == directory.path + "/cache/demo-1.0-1-x86_64.pkg.tar.zst")
         #expect(targets.first?.relativePath(layout: .arch) == "core/os/x86_64/demo-1.0-1-x86_64.pkg.tar.zst")

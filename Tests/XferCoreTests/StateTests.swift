@@ -53,6 +53,22 @@ import Testing
         #expect(TransferLogEntry(line: lines[0]) == entry)
     }
 
+    @Test func anUnverifiedPackageIsFlaggedInTheLogAndCountedByStats() throws {
+        let directory = try TemporaryDirectory()
+        let state = try StateDirectory(path: directory.path + "/state")
+        let unverified = TransferLogEntry(time: 7, file: "a-1-1-any.pkg.tar.zst", bytes: 300, seconds: 0.1, kind: .mirror,
+                                          source: "mirror http://m", unverified: true)
+        #expect(unverified.line.hasSuffix("\tmirror http://m\tunverified\n"))
+        #expect(TransferLogEntry(line: unverified.line.dropLast()) == unverified)
+        #expect(TransferLogEntry(line: "7\tf\t1\t0.1\tmirror\ts\tsomething") == nil)
+        try state.log(unverified)
+        try state.log(TransferLogEntry(time: 8, file: "b", bytes: 50, seconds: 0.1, kind: .gateway, source: "g"))
+        let stats = TransferStats(state: state)
+        #expect(stats.unverifiedFiles == 1 && stats.unverifiedBytes == 300)
+        #expect(stats.text.contains("unverified: 1 packages, 300 bytes"))
+        #expect(stats.prometheus.contains("ipfs_xfer_unverified_files_total 1\n"))
+    }
+
     @Test func aStateDirThatCannotBeWrittenIsAnError() {
         #expect(throws: SystemError.self) { try StateDirectory(path: "/proc/ipfs-xfer-state") }
     }

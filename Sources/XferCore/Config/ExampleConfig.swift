@@ -47,7 +47,9 @@ public enum ExampleConfig {
     # Where repo files sit below the mirror root and below mirror URLs ($repo, $arch).
     #Layout = $repo/os/$arch
 
-    # pacman's config, read for DBPath: packages are verified against its sync dbs.
+    # pacman's config, read for DBPath: packages are verified against its sync dbs. The
+    # pacman that runs ipfs-xfer comes first (its --config, -b, -r, --sysroot), then the dbs
+    # beside %o (pacstrap's ROOT/var/cache/pacman/pkg and ROOT/var/lib/pacman/sync), then this.
     #PacmanConfig = /etc/pacman.conf
 
     # An /ipns MirrorRoot is resolved once and reused by every call for the record's TTL, at
@@ -87,6 +89,11 @@ public enum ExampleConfig {
     # once, each segment checked against the file's blocks (needs the root's ipfs-xfer-index,
     # which gives the file's CID); none turns it off.
     #SegmentThreshold = 16MiB
+
+    # A package that no sync db lists cannot be checked against its sha256: ipfs-xfer says so
+    # and marks it in transfers.log. With yes, such a package comes only from the URL pacman
+    # asked for (%u), never from IPFS or another mirror.
+    #RequireVerified = no
 
     """
 }

@@ -56,6 +56,9 @@ public struct XferConfig: Sendable {
     /// from several sources at once; nil turns segmenting off.
     public var segmentThreshold: Int64? = 16 << 20
 
+    /// Whether a package no sync db lists is refused from every source but `%u` itself.
+    public var requireVerified = false
+
     /// The built-in defaults.
     public init() {}
 
@@ -64,7 +67,7 @@ public struct XferConfig: Sendable {
         "MirrorRoot", "Gateway", "TrustlessGateway", "MountPoint", "Include", "StateDir", "HedgeDelay",
         "ConnectTimeout", "StallTimeout", "Layout", "PacmanConfig", "API", "RoutingEndpoint", "DNSServer",
         "RootCacheTime", "RootStaleLimit", "ResolveTimeout", "APIAuth", "Import", "ParallelDownloads", "ServeTimeout",
-        "SegmentThreshold",
+        "SegmentThreshold", "RequireVerified",
     ]
 
     /// Validates a parsed file; the first problem is thrown.
@@ -116,6 +119,12 @@ public struct XferConfig: Sendable {
                     throw fail("SegmentThreshold must be a size such as 16MiB, 512KiB or 1000000, or none, not '\(value)'")
                 }
                 segmentThreshold = Self.parseSize(value)
+            case "RequireVerified":
+                switch value.lowercased() {
+                case "yes", "true", "on", "1": requireVerified = true
+                case "no", "false", "off", "0": requireVerified = false
+                default: throw fail("RequireVerified must be yes or no, not '\(value)'")
+                }
             case "ParallelDownloads":
                 guard let count = Int(value), (1...64).contains(count) else {
                     throw fail("ParallelDownloads must be a number from 1 to 64, not '\(value)'")
@@ -254,6 +263,7 @@ extension XferConfig {
         lines.append("ParallelDownloads = \(parallelDownloads)")
         lines.append("ServeTimeout = \(serveTimeout)s")
         lines.append("SegmentThreshold = \(segmentThreshold.map { "\($0)" } ?? "none")")
+        lines.append("RequireVerified = \(requireVerified ? "yes" : "no")")
         return lines.joined(separator: "\n") + "\n"
     }
 }

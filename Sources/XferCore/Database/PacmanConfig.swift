@@ -5,6 +5,10 @@ import Glibc
 public struct PacmanConfig: Sendable, Equatable {
     /// pacman's DBPath, with a trailing slash as pacman writes it.
     public var dbPath: String
+    /// `DBPath` as the file sets it (nil when it does not: pacman then derives it from the root).
+    public var configuredDBPath: String?
+    /// `RootDir` as the file sets it.
+    public var rootDir: String?
     /// pacman's CacheDirs, in order, each with a trailing slash.
     public var cacheDirs: [String]
     /// The repos, in the order of their sections.
@@ -24,7 +28,9 @@ public struct PacmanConfig: Sendable, Equatable {
     public init(path: String) {
         let entries = (try? IniFile(contentsOf: path))?.entries ?? []
         let options = entries.filter { $0.section == "options" }
-        dbPath = options.last { $0.key == "DBPath" }.map { Self.directory($0.value) } ?? Self.defaultDBPath
+        configuredDBPath = options.first { $0.key == "DBPath" }.map { Self.directory($0.value) }
+        dbPath = configuredDBPath ?? Self.defaultDBPath
+        rootDir = options.first { $0.key == "RootDir" }.map(\.value)
         let caches = options.filter { $0.key == "CacheDir" }.map { Self.directory($0.value) }
         cacheDirs = caches.isEmpty ? [Self.defaultCacheDir] : caches
         var repos: [String] = []

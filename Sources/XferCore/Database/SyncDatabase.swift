@@ -34,6 +34,20 @@ public struct SyncDatabase: Sendable {
         return found
     }
 
+    /// Every record, in the order of the db, after reading the whole archive: succeeds only for
+    /// a complete, well-formed db with entries.
+    ///
+    /// This is how a downloaded db is checked before pacman gets it (an HTML error page, a
+    /// truncated download or a corrupt stream all fail here), and what its index is made of.
+    public func completeRecords() throws -> [PackageRecord] {
+        var found: [PackageRecord] = []
+        let count = try stream(wants: { $0.hasSuffix("/desc") }, handle: { _, body in
+            if let record = PackageRecord(desc: body) { found.append(record) }
+        })
+        guard count > 0 else { throw ReadError(path: path, message: "the database has no entries") }
+        return found
+    }
+
     /// Every record, keyed by file name.
     public func allRecords() throws -> [String: PackageRecord] {
         var found: [String: PackageRecord] = [:]
@@ -53,17 +67,6 @@ public struct SyncDatabase: Sendable {
             }
         })
         return found
-    }
-
-    /// Reads the whole archive: succeeds only for a complete, well-formed db, and returns the
-    /// number of files in it.
-    ///
-    /// This is how a downloaded db is checked before pacman gets it: an HTML error page, a
-    /// truncated download or a corrupt stream all fail here.
-    public func validate() throws -> Int {
-        let count = try stream(wants: { _ in false }, handle: { _, _ in })
-        guard count > 0 else { throw ReadError(path: path, message: "the database has no entries") }
-        return count
     }
 
     /// Thrown by a handler to stop reading early.

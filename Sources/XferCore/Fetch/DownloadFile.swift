@@ -19,6 +19,8 @@ public final class DownloadFile: TransferReceiver, @unchecked Sendable {
     public private(set) var size: Int64 = 0
     /// Bytes that were already there when this source started.
     public private(set) var resumedFrom: Int64 = 0
+    /// A verified database's package records, read while it was checked (for its index).
+    public private(set) var databaseRecords: [PackageRecord] = []
 
     /// Creates an empty file at `path`, or takes over the partial file `prefix` by renaming it.
     public init(path: String, expectation: Expectation, progress: TransferProgress, adopting prefix: String? = nil) throws(SystemError) {
@@ -86,7 +88,7 @@ public final class DownloadFile: TransferReceiver, @unchecked Sendable {
             guard size > 0 else { throw VerificationError.empty }
         case .database:
             do {
-                _ = try SyncDatabase(path: path).validate()
+                databaseRecords = try SyncDatabase(path: path).completeRecords()
             } catch let error as SyncDatabase.ReadError {
                 throw VerificationError.badDatabase(error.message)
             }

@@ -62,8 +62,16 @@ public struct FetchJob: Sendable {
         }
         let mapping = try URLMapper(mirrorlist: Mirrorlist(files: config.mirrorlists), layout: config.layout).map(url)
         let fileName = FileSystem.baseName(url)
-        let expectation = knownExpectation ?? expectation(for: mapping.file)
         let state = openState()
+        let (expectation, searched) = knownExpectation.map { ($0, []) } ?? expectation(for: mapping.file, state: state)
+        // A package no sync db lists can only be checked for completeness: said, logged, and
+        // with RequireVerified taken from `%u` alone.
+        let isUnverified = expectation == .complete && mapping.file?.kind == .package
+        if isUnverified {
+            let place = searched.isEmpty ? "" : " (looked in \(searched.joined(separator: ", ")))"
+            warn("\(fileName): no sync db lists it\(place); it is not verified"
+                + (config.requireVerified ? "; RequireVerified: only \(url) may serve it" : ""))
+        }
         let now = Int64(time(nil))
         let health = state?.loadHealth() ?? SourceHealth()
         let isDatabase = mapping.file?.isDatabaseOrItsSignature ?? false
@@ -94,8 +102,12 @@ public struct FetchJob: Sendable {
             }
         }
         let plan = SourcePlan(mapping: mapping, root: root, fileCID: indexed?.cid, config: config, userAgent: userAgent)
-        let (ipfs, ordered) = plan.ordered(health: health, now: now)
-        let chain = usesMirrors ? ordered : ordered.filter { $0.kind.isIPFS }
+        var (ipfs, ordered) = plan.ordered(health: health, now: now)
+        var chain = usesMirrors ? ordered : ordered.filter { $0.kind.isIPFS }
+        if isUnverified && config.requireVerified {
+            ipfs = []
+            chain = usesMirrors ? [HTTPSource(kind: .mirror, url: url, base: HTTPSource.origin(of: url), userAgent: userAgent)] : []
+        }
 
         let workspace = Workspace(output: output)
         workspace.preparePrefix(resumable: expectation.isResumable, limit: expectation.knownSize)
@@ -125,9 +137,12 @@ public struct FetchJob: Sendable {
                 let outcome = Outcome(
                     kind: winner.source.kind, source: winner.source.label, bytes: winner.file.size,
                     seconds: winner.seconds, resumedFrom: winner.file.resumedFrom)
-                return Delivery(path: winner.file.path, outcome: outcome, logEntries: [TransferLogEntry(
-                    time: now, file: fileName, bytes: outcome.bytes - outcome.resumedFrom, seconds: outcome.seconds,
-                    kind: outcome.kind, source: outcome.source)])
+                return Delivery(
+                    path: winner.file.path, outcome: outcome,
+                    logEntries: [TransferLogEntry(
+                        time: now, file: fileName, bytes: outcome.bytes - outcome.resumedFrom, seconds: outcome.seconds,
+                        kind: outcome.kind, source: outcome.source, unverified: isUnverified)],
+                    databaseRecords: winner.file.databaseRecords)
             }
         }
         drawing?.cancel()
@@ -151,6 +166,9 @@ public struct FetchJob: Sendable {
         } catch {
             throw FetchError.system(error)
         }
+        if let state, !delivery.databaseRecords.isEmpty, fileName.hasSuffix(".db") {
+            storeIndex(of: delivery.databaseRecords, state: state)
+        }
         let outcome = delivery.outcome
         if showsProgress { line.finish(bytes: outcome.bytes, seconds: outcome.seconds, source: outcome.source) }
         do {
@@ -167,6 +185,21 @@ public struct FetchJob: Sendable {
         var path: String
         var outcome: Outcome
         var logEntries: [TransferLogEntry]
+        /// A database's package records, for its index.
+        var databaseRecords: [PackageRecord] = []
+    }
+
+    /// Indexes a database just delivered to `%o` under the path pacman moves it to, so that the
+    /// package calls after it find their records without inflating it.
+    private func storeIndex(of records: [PackageRecord], state: StateDirectory) {
+        var info = stat()
+        guard stat(output, &info) == 0 else { return }
+        let key = SyncDatabaseIndex.Key(path: SyncDatabaseLocator.finalPath(ofDatabaseAt: output), info: info)
+        do {
+            try IndexedSyncDatabase.storeIndex(of: records, for: key, state: state)
+        } catch {
+            warn("cannot write the index of \(key.path) in \(config.stateDir): \(error)")
+        }
     }
 
     /// The freshness guard for a database: the root's `lastupdate` (read once per root and
@@ -204,25 +237,29 @@ public struct FetchJob: Sendable {
         for task in tasks { task.cancel() }
     }
 
-    /// What the file must be: packages are checked against the sync db pacman already has.
-    func expectation(for file: RepoFile?) -> Expectation {
-        guard let file else { return .complete }
+    /// What the file must be: a package is checked against the first sync db that lists it
+    /// (``SyncDatabaseLocator``: the db of the pacman that started us first), looked up through
+    /// its index in StateDir. `searched` names the dbs that exist when none lists the package.
+    func expectation(for file: RepoFile?, state: StateDirectory?) -> (expectation: Expectation, searched: [String]) {
+        guard let file else { return (.complete, []) }
         switch file.kind {
-        case .database: return .database
-        case .signature: return .signature
-        case .other: return .complete
+        case .database: return (.database, [])
+        case .signature: return (.signature, [])
+        case .other: return (.complete, [])
         case .package:
-            let directory = FileSystem.directoryName(output)
-            let candidates = [
-                "\(directory)/\(file.repo).db",
-                PacmanConfig(path: config.pacmanConfig).syncDatabase(repo: file.repo),
-            ]
-            for path in candidates where FileSystem.exists(path) {
-                if let record = try? SyncDatabase(path: path).record(forFile: file.fileName) {
-                    return .exact(record)
-                }
+            let locator = SyncDatabaseLocator(
+                output: output, invocation: PacmanInvocation.parent(), configuredPacman: config.pacmanConfig)
+            var searched: [String] = []
+            func lookUp(_ path: String) -> PackageRecord? {
+                guard !searched.contains(path), FileSystem.exists(path) else { return nil }
+                searched.append(path)
+                return try? IndexedSyncDatabase(path: path, state: state).record(forFile: file.fileName)
             }
-            return .complete
+            for path in locator.candidates(repo: file.repo) {
+                if let record = lookUp(path) { return (.exact(record), []) }
+            }
+            if let record = lookUp(locator.configuredCandidate(repo: file.repo)) { return (.exact(record), []) }
+            return (.complete, searched)
         }
     }
 

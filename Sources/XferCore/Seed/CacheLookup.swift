@@ -5,9 +5,12 @@
 /// which are partial downloads.
 public struct CacheLookup: Sendable {
     public let pacman: PacmanConfig
+    /// Where the sync dbs' indexes are; nil to scan the dbs.
+    public let state: StateDirectory?
 
-    public init(pacman: PacmanConfig) {
+    public init(pacman: PacmanConfig, state: StateDirectory?) {
         self.pacman = pacman
+        self.state = state
     }
 
     /// The cached files of `names`, and the names with no cached file.
@@ -15,10 +18,9 @@ public struct CacheLookup: Sendable {
         var remaining = Set(names)
         var targets: [SeedTarget] = []
         for repo in pacman.repos where !remaining.isEmpty {
-            guard let records = try? SyncDatabase(path: pacman.syncDatabase(repo: repo)).records(named: remaining) else {
-                continue
-            }
-            for (name, record) in records.sorted(by: { $0.key < $1.key }) {
+            let database = IndexedSyncDatabase(path: pacman.syncDatabase(repo: repo), state: state)
+            for name in remaining.sorted() {
+                guard let record = (try? database.record(named: name)) ?? nil else { continue }
                 guard PathSafety.isSafeSegment(record.fileName), let cached = pacman.cachedPath(of: record.fileName)
                 else { continue }
                 let directory = String(cached.dropLast(record.fileName.count))

@@ -38,7 +38,7 @@ public struct SeedHook: Sendable {
         } catch {
             throw .noStateDir(config.stateDir, error)
         }
-        let (targets, missing) = CacheLookup(pacman: PacmanConfig(path: config.pacmanConfig))
+        let (targets, missing) = CacheLookup(pacman: PacmanConfig(path: config.pacmanConfig), state: state)
             .targets(for: names, now: Int64(time(nil)))
         do {
             try SeedQueue(state: state).add(targets)

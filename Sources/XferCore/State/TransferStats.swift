@@ -3,6 +3,9 @@ public struct TransferStats: Sendable, Equatable {
     /// Files and bytes served, per source kind.
     public var files: [SourceKind: Int] = [:]
     public var bytes: [SourceKind: Int64] = [:]
+    /// Packages served without a sync db record to check them against, and their bytes.
+    public var unverifiedFiles = 0
+    public var unverifiedBytes: Int64 = 0
     public var seededFiles = 0
     public var seededBytes: Int64 = 0
     public var pendingSeeds = 0
@@ -13,6 +16,10 @@ public struct TransferStats: Sendable, Equatable {
         for entry in text.split(separator: "\n").compactMap(TransferLogEntry.init(line:)) {
             files[entry.kind, default: 0] += 1
             bytes[entry.kind, default: 0] += entry.bytes
+            if entry.unverified {
+                unverifiedFiles += 1
+                unverifiedBytes += entry.bytes
+            }
         }
         let queue = SeedQueue(state: state)
         let seeded = queue.seeded()
@@ -36,6 +43,9 @@ public struct TransferStats: Sendable, Equatable {
         if total > 0 {
             lines.append("from IPFS: \(ipfsBytes) of \(total) bytes (\(ipfsBytes * 100 / total)%)")
         }
+        if unverifiedFiles > 0 {
+            lines.append("unverified: \(unverifiedFiles) packages, \(unverifiedBytes) bytes (no sync db listed them)")
+        }
         lines.append("seeded: \(seededFiles) files, \(seededBytes) bytes; waiting: \(pendingSeeds)")
         return lines.joined(separator: "\n") + "\n"
     }
@@ -53,6 +63,9 @@ public struct TransferStats: Sendable, Equatable {
         ]
         lines += SourceKind.allCases.map { "ipfs_xfer_transfer_files_total{kind=\"\($0.rawValue)\"} \(files[$0] ?? 0)" }
         lines += [
+            "# HELP ipfs_xfer_unverified_files_total Packages served without a sync db record to check them against.",
+            "# TYPE ipfs_xfer_unverified_files_total counter",
+            "ipfs_xfer_unverified_files_total \(unverifiedFiles)",
             "# HELP ipfs_xfer_seeded_files Files seeded into the local kubo node.",
             "# TYPE ipfs_xfer_seeded_files gauge",
             "ipfs_xfer_seeded_files \(seededFiles)",

@@ -134,6 +134,10 @@ public struct PacmanArguments: Sendable, Equatable {
     public var configFile: String? { values(long: "config").last }
     /// `--dbpath`/`-b` when given.
     public var dbPath: String? { values(long: "dbpath", short: "b").last }
+    /// `--root`/`-r` when given.
+    public var rootDir: String? { values(long: "root", short: "r").last }
+    /// `--sysroot` when given.
+    public var sysroot: String? { values(long: "sysroot").last }
     /// Every `--cachedir` given.
     public var cacheDirs: [String] { values(long: "cachedir") }
 

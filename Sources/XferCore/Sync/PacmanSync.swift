@@ -109,12 +109,10 @@ public struct PacmanSync: Sendable {
         }
     }
 
-    /// pacman.conf as the arguments select it, with their `--dbpath` and `--cachedir`.
+    /// pacman.conf as the arguments select it, with the paths pacman derives from them
+    /// (`--dbpath`, `--root`, `--sysroot`, `--cachedir`).
     func pacmanConfig(_ parsed: PacmanArguments) -> PacmanConfig {
-        var pacman = PacmanConfig(path: parsed.configFile ?? config.pacmanConfig)
-        if let dbPath = parsed.dbPath { pacman.dbPath = PacmanConfig.directory(dbPath) }
-        if !parsed.cacheDirs.isEmpty { pacman.cacheDirs = parsed.cacheDirs.map(PacmanConfig.directory) }
-        return pacman
+        PacmanInvocation(arguments: parsed).pacmanConfig(defaultConfig: config.pacmanConfig)
     }
 
     private func download(

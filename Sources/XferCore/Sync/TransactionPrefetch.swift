@@ -74,15 +74,13 @@ public struct TransactionPrefetch: Sendable {
     /// checked here; one with the wrong size or SHA-256 is fetched again from the repo's mirror.
     public func plan(_ listed: [Listed]) -> Plan {
         let mirrorlist = Mirrorlist(files: config.mirrorlists)
-        var records: [String: [String: PackageRecord]] = [:]
         var plan = Plan(items: [], cached: 0)
+        let state = try? StateDirectory(path: config.stateDir)  // for the sync dbs' indexes
         for entry in listed {
             let fileName = FileSystem.baseName(entry.url)
             guard PathSafety.isSafeSegment(fileName), PathSafety.isSafeSegment(entry.repo) else { continue }
-            if records[entry.repo] == nil {
-                records[entry.repo] = (try? SyncDatabase(path: pacman.syncDatabase(repo: entry.repo)).allRecords()) ?? [:]
-            }
-            let record = records[entry.repo]?[fileName]
+            let record = try? IndexedSyncDatabase(path: pacman.syncDatabase(repo: entry.repo), state: state)
+                .record(forFile: fileName)
             let wantsSignature = pacman.wantsPackageSignatures(repo: entry.repo)
             // pacman lists a package it has cached by its path there; it is checked here, and
             // what is fetched comes from the repo's first mirror.
