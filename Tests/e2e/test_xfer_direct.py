@@ -101,6 +101,7 @@ def test_an_unwritable_output_directory_is_a_clear_error(open_box, download_user
 def test_progress_line_on_a_terminal_and_silence_otherwise(make_pacman, nginx, gateway, ipfs_mirror, mirror):
     box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
     setup = XferSetup(box, ipfs_mirror.root_cid, gateways=[gateway.url])
+    assert box.run("-Sy").returncode == 0  # the package is then verified: a warning-free call
     package = mirror.package("ipx-big")
     name = Path(package.path).name
     quiet = setup.run(f"{nginx.url('m1')}/{package.path}", box.cachedir / "quiet.part")

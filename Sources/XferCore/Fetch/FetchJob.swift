@@ -64,14 +64,9 @@ public struct FetchJob: Sendable {
         let fileName = FileSystem.baseName(url)
         let state = openState()
         let (expectation, searched) = knownExpectation.map { ($0, []) } ?? expectation(for: mapping.file, state: state)
-        // A package no sync db lists can only be checked for completeness: said, logged, and
-        // with RequireVerified taken from `%u` alone.
+        // A package no sync db lists can only be checked for completeness: said once it is
+        // served, logged, and with RequireVerified taken from `%u` alone.
         let isUnverified = expectation == .complete && mapping.file?.kind == .package
-        if isUnverified {
-            let place = searched.isEmpty ? "" : " (looked in \(searched.joined(separator: ", ")))"
-            warn("\(fileName): no sync db lists it\(place); it is not verified"
-                + (config.requireVerified ? "; RequireVerified: only \(url) may serve it" : ""))
-        }
         let now = Int64(time(nil))
         let health = state?.loadHealth() ?? SourceHealth()
         let isDatabase = mapping.file?.isDatabaseOrItsSignature ?? false
@@ -165,6 +160,11 @@ public struct FetchJob: Sendable {
             try workspace.promote(delivery.path)
         } catch {
             throw FetchError.system(error)
+        }
+        if isUnverified {
+            let place = searched.isEmpty ? "" : " (looked in \(searched.joined(separator: ", ")))"
+            warn("\(fileName): no sync db lists it\(place); it is not verified"
+                + (config.requireVerified ? " (RequireVerified: taken from \(url) only)" : ""))
         }
         if let state, !delivery.databaseRecords.isEmpty, fileName.hasSuffix(".db") {
             storeIndex(of: delivery.databaseRecords, state: state)
