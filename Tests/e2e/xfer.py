@@ -34,6 +34,12 @@ class Transfer:
     seconds: float
     kind: str
     source: str
+    flags: tuple[str, ...] = ()  # fields after the 6th, e.g. ("unverified",)
+
+    @property
+    def unverified(self) -> bool:
+        """The file was served without a size and sha256 to check it against (no db listed it)."""
+        return "unverified" in self.flags
 
 
 class XferSetup:
@@ -49,7 +55,10 @@ class XferSetup:
         stall: str = "2s",
         state_dir: str | os.PathLike | None = None,
         extra: list[str] = (),
+        pacman_config: bool | str | os.PathLike = True,
     ):
+        """``pacman_config``: True writes ``PacmanConfig = <the sandbox's pacman.conf>``, a path
+        names another file, False leaves the key out (ipfs-xfer then finds the db pacman uses)."""
         self.box = box
         self.state_dir = Path(state_dir) if state_dir else box.dir / "xfer-state"
         self.conf = box.dir / "ipfs-xfer.conf"
@@ -62,7 +71,7 @@ class XferSetup:
         lines += [
             f"Include = {box.mirrorlist_path}",
             f"StateDir = {self.state_dir}",
-            f"PacmanConfig = {box.conf}",
+            *([f"PacmanConfig = {box.conf if pacman_config is True else pacman_config}"] if pacman_config else []),
             f"HedgeDelay = {hedge}",
             "ConnectTimeout = 2s",
             f"StallTimeout = {stall}",
@@ -79,8 +88,8 @@ class XferSetup:
             return []
         result = []
         for line in log.read_text().splitlines():
-            _, file, size, seconds, kind, source = line.split("\t")
-            result.append(Transfer(file, int(size), float(seconds), kind, source))
+            _, file, size, seconds, kind, source, *flags = line.split("\t")
+            result.append(Transfer(file, int(size), float(seconds), kind, source, tuple(flags)))
         return result
 
     def served_by(self) -> dict[str, str]:
