@@ -75,6 +75,8 @@ public struct IndexedSyncDatabase: Sendable {
         guard let state, let directory = try? Self.indexDirectory(state) else { return try scan(SyncDatabase(path: path)) }
         let indexPath = Self.indexPath(for: path, in: directory)
         if case .some(let answer) = Self.answer(indexPath, key, indexed) { return answer }
+        // An index that cannot be written would be built again by every call: scanning is cheaper.
+        guard access(directory, W_OK) == 0 else { return try scan(SyncDatabase(path: path)) }
         let lock = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         defer { if lock >= 0 { close(lock) } }
         if lock >= 0 { flock(lock, LOCK_EX) }

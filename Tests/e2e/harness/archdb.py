@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .pkgrepo import DEFAULT_BUILDDATE, PackageSpec, build_package, sha256_file
-from harness.pacman import _parse_desc
+from .pacman import _parse_desc
 
 #: When the databases were "written" (their tar mtimes and the files' mtimes).
 DB_MTIME = 1_760_000_000
