@@ -27,9 +27,7 @@ public final class Workspace: Sendable {
     /// Gathers `%o` and files left by killed runs: the largest one below `limit` bytes is kept to
     /// resume from when `resumable`; everything else is deleted.
     public func preparePrefix(resumable: Bool, limit: Int64?) {
-        var candidates = FileSystem.listDirectory(directory)
-            .filter { $0.hasPrefix(prefixName) }
-            .map { "\(directory)/\($0)" }
+        var candidates = FileSystem.listDirectory(directory, prefix: prefixName).map { "\(directory)/\($0)" }
         if FileSystem.exists(output) {
             let moved = temporaryPath()
             if rename(output, moved) == 0 { candidates.append(moved) } else { unlink(output) }
@@ -75,9 +73,10 @@ public final class Workspace: Sendable {
         if keepingPrefix, let prefix = takePrefix(), rename(prefix, output) != 0 {
             unlink(prefix)
         }
-        let mine = "\(prefixName)\(getpid())-"
-        for name in FileSystem.listDirectory(directory) where name.hasPrefix(mine) {
-            unlink("\(directory)/\(name)")
+        // This call's files are the ones it numbered: no need to list the directory again.
+        let count = counter.load(ordering: .relaxed)
+        if count > 0 {
+            for number in 1...count { unlink("\(directory)/\(prefixName)\(getpid())-\(number)") }
         }
         pool.withLock { $0 = nil }
     }

@@ -110,7 +110,7 @@ public enum FileSystem {
     public static func removeAbandonedStages(of path: String) {
         let prefix = baseName(path) + ".tmp."
         let directory = directoryName(path)
-        for name in listDirectory(directory) where name.hasPrefix(prefix) {
+        for name in listDirectory(directory, prefix: prefix) {
             guard let pid = pid_t(name.dropFirst(prefix.count).prefix { $0 != "." }), pid > 0,
                   kill(pid, 0) != 0, errno == ESRCH else { continue }
             unlink(directory + "/" + name)
@@ -185,16 +185,24 @@ public enum FileSystem {
         unlink(path)
     }
 
-    /// The names in a directory, without `.` and `..`; empty when it cannot be read.
-    public static func listDirectory(_ path: String) -> [String] {
+    /// The names in a directory that start with `prefix`, without `.` and `..`; empty when it
+    /// cannot be read.
+    ///
+    /// Names are compared as bytes before any String is made: pacman's CacheDir holds thousands
+    /// of packages, and a call looks there for its own few temporary files.
+    public static func listDirectory(_ path: String, prefix: String = "") -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
         var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        var prefix = prefix
+        prefix.withUTF8 { wanted in
+            while let entry = readdir(directory) {
+                withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                    guard wanted.isEmpty || memcmp(raw.baseAddress!, wanted.baseAddress!, wanted.count) == 0 else { return }
+                    let name = String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+                    if name != "." && name != ".." && name.utf8.count >= wanted.count { names.append(name) }
+                }
             }
-            if name != "." && name != ".." { names.append(name) }
         }
         return names
     }
