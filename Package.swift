@@ -23,6 +23,7 @@ let package = Package(
             providers: [.apt(["zlib1g-dev", "libzstd-dev", "liblzma-dev", "libbz2-dev"])]
         ),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        .target(name: "CLazyCompression"),
         .target(name: "CForkReader"),
         .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
         .target(
@@ -42,6 +43,7 @@ let package = Package(
                 "CurlTransfer",
                 "IPFSData",
                 "CCompression",
+                "CLazyCompression",
                 "CForkReader",
                 "CResolv",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -52,8 +54,14 @@ let package = Package(
             dependencies: [
                 "XferCore",
                 "IPFSData",
+                "CurlTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // pacman starts ipfs-xfer once per file, and the dynamic loader's work is most of a
+            // call: the static Swift runtime's link arguments export all 11 000 symbols of the
+            // binary (-export-dynamic), which every symbol lookup of every library and the
+            // runtime's dladdr at start-up then search. Nothing here looks them up by name.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]
         ),
         .testTarget(
             name: "XferCoreTests",

@@ -10,10 +10,20 @@ import Synchronization
 /// threads, and libcurl documents it as safe for that.
 public final class CurlMulti: Sendable {
     /// The process-wide instance; its thread starts on first use and lives as long as the process.
+    ///
+    /// First use returns at once: libcurl's global set-up (OpenSSL's, which reads its config
+    /// file) and the multi handle are made on the loop thread, overlapping with whatever the
+    /// caller does before its first transfer, which the loop thread starts when it is ready.
     public static let shared = CurlMulti()
 
-    /// libcurl's multi handle. Touched only by the loop thread, except `curl_multi_wakeup`.
-    nonisolated(unsafe) private let multi: UnsafeMutableRawPointer
+    /// Starts libcurl's set-up and the loop thread now, in the background (``shared``'s first use).
+    public static func prepareInBackground() {
+        _ = shared
+    }
+
+    /// The address of libcurl's multi handle, 0 until the loop thread has made it (stored under
+    /// `inbox`'s lock). The handle is touched only by the loop thread, except `curl_multi_wakeup`.
+    private let multiAddress = Atomic<UInt>(0)
     /// Work handed to the loop thread.
     private let inbox = Mutex<[Command]>([])
 
@@ -23,13 +33,10 @@ public final class CurlMulti: Sendable {
     }
 
     private init() {
-        curl_global_init(ccurl_global_default())
-        guard let multi = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
-        self.multi = multi
         let box = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
         let started = pthread_create(&thread, nil, { box in
-            Unmanaged<CurlMulti>.fromOpaque(box!).takeRetainedValue().runLoop()
+            Unmanaged<CurlMulti>.fromOpaque(box!).takeRetainedValue().setUpAndRunLoop()
             return nil
         }, box)
         precondition(started == 0, "could not start the transfer thread: \(started)")
@@ -52,13 +59,27 @@ public final class CurlMulti: Sendable {
         }
     }
 
+    /// Hands `command` to the loop thread; before its set-up is done there is nothing to wake, and
+    /// the loop reads the inbox once the handle is stored.
     private func send(_ command: Command) {
         inbox.withLock { $0.append(command) }
-        curl_multi_wakeup(multi)
+        if let multi = UnsafeMutableRawPointer(bitPattern: multiAddress.load(ordering: .acquiring)) {
+            curl_multi_wakeup(multi)
+        }
+    }
+
+    /// The loop thread: libcurl's global set-up and the multi handle, then ``runLoop(_:)``.
+    private func setUpAndRunLoop() {
+        curl_global_init(ccurl_global_default())
+        guard let handle = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
+        // Under the inbox's lock: a command sent before sees no handle and is read by the loop's
+        // first pass; one sent after finds the handle to wake.
+        inbox.withLock { _ in multiAddress.store(UInt(bitPattern: handle), ordering: .releasing) }
+        runLoop(handle)
     }
 
     /// The loop thread: start and cancel what was asked, drive libcurl, finish what is done.
-    private func runLoop() {
+    private func runLoop(_ multi: UnsafeMutableRawPointer) {
         var active: [ObjectIdentifier: ActiveTransfer] = [:]
         while true {
             for command in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
@@ -90,13 +111,13 @@ public final class CurlMulti: Sendable {
                 curl_multi_remove_handle(multi, easy)
                 transfer.finish(code: code)
             }
-            pollAndResumeUploads(active)
+            pollAndResumeUploads(active, multi: multi)
         }
     }
 
     /// Waits for libcurl's sockets, and for the streams of uploads paused until their writer
     /// sends more; those whose stream became readable are resumed.
-    private func pollAndResumeUploads(_ active: [ObjectIdentifier: ActiveTransfer]) {
+    private func pollAndResumeUploads(_ active: [ObjectIdentifier: ActiveTransfer], multi: UnsafeMutableRawPointer) {
         let paused = active.values.filter(\.uploadPaused)
         var waits = paused.map { curl_waitfd(fd: $0.uploadFD, events: Int16(CURL_WAIT_POLLIN), revents: 0) }
         curl_multi_poll(multi, &waits, UInt32(waits.count), 1000, nil)

@@ -1,8 +1,10 @@
 import ArgumentParser
+import CurlTransfer
+import Dispatch
 import Glibc
+import XferCore
 
 /// The `ipfs-xfer` command: pacman's XferCommand by default, plus tools around it.
-@main
 struct IPFSXferCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ipfs-xfer",
@@ -12,20 +14,34 @@ struct IPFSXferCommand: AsyncParsableCommand {
         subcommands: [Fetch.self, Config.self, CIDCommand.self, CARCommand.self, IPNSCommand.self, Resolve.self, Seed.self, Stats.self, Publish.self, Sync.self, Serve.self],
         defaultSubcommand: Fetch.self
     )
+}
 
-    /// pacman's per-file call takes a direct path; everything else is parsed by argument-parser.
-    static func main() async {
-        if let call = Fetch.pacmanCall(Array(CommandLine.arguments.dropFirst())) {
-            let succeeded = await Fetch.execute(config: call.config, url: call.url, output: call.output)
+/// The process's entry point: a synchronous `main`, so that pacman's per-file call does not
+/// start Swift concurrency's thread pool before it can begin.
+@main
+enum Launcher {
+    /// pacman's per-file call takes a direct path on the main thread; everything else is parsed
+    /// by argument-parser and runs as under `async` main.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let call = IPFSXferCommand.Fetch.pacmanCall(arguments) {
+            CurlMulti.prepareInBackground()
+            let succeeded = CallingThreadExecutor.run {
+                await IPFSXferCommand.Fetch.execute(config: call.config, url: call.url, output: call.output)
+            }
             // Every file is complete on disk (plain write calls) and stderr is unbuffered, so the
             // libraries' exit handlers (OpenSSL's cleanup, ~0.4 ms) are skipped: pacman is waiting.
             fflush(nil)
             _exit(succeeded ? 0 : 1)
         }
-        if let call = Sync.call(Array(CommandLine.arguments.dropFirst())) {
-            Glibc.exit(await Sync.execute(
-                xferConfig: call.xferConfig, parallel: call.parallel, pacman: call.pacman, arguments: call.rest))
+        Task {
+            if let call = IPFSXferCommand.Sync.call(arguments) {
+                Glibc.exit(await IPFSXferCommand.Sync.execute(
+                    xferConfig: call.xferConfig, parallel: call.parallel, pacman: call.pacman, arguments: call.rest))
+            }
+            await IPFSXferCommand.main(nil)
+            Glibc.exit(0)
         }
-        await Self.main(nil)
+        dispatchMain()
     }
 }

@@ -52,10 +52,9 @@ public struct FetchJob: Sendable {
 
     /// Runs the job; throws a ``FetchError`` or ``URLMapper/MappingError`` with a one-line reason.
     public func run() async throws -> Outcome {
-        // libcurl's start-up (global init, the multi handle, its thread) overlaps with the work
-        // below instead of waiting for the first transfer.
-        let warmUp = Task.detached { _ = CurlMulti.shared }
-        defer { warmUp.cancel() }
+        // libcurl's start-up (global init, the multi handle) runs on its own thread, overlapping
+        // with the work below instead of waiting for the first transfer.
+        CurlMulti.prepareInBackground()
         let directory = FileSystem.directoryName(output)
         guard access(directory, W_OK) == 0 else {
             throw FetchError.outputNotWritable(directory: directory, user: Self.currentUser())
