@@ -36,7 +36,7 @@
              with kubo's default flatfs (an fsync per stored block) in libkubo and the stand-in,
              then with flatfs "sync": false in both.
 
-Run after `swift build -c release`; the release binary is measured. Prints a Markdown table.
+Run after `scripts/build-release.sh` (the release build as installed); that binary is measured. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -612,7 +612,7 @@ def main() -> None:
                                            "arch-per-call", "arch-sw", "arch-rss"])
     args = parser.parse_args()
     if not BIN.exists():
-        raise SystemExit(f"{BIN} is missing: run `swift build -c release` first")
+        raise SystemExit(f"{BIN} is missing: run `scripts/build-release.sh` first")
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="ipfs-xfer-bench-") as tmp:
         top = Path(tmp)
