@@ -35,9 +35,14 @@ public struct IndexedSyncDatabase: Sendable {
     /// Writes the index of the db that will be at `finalPath` (pacman renames `%o` there), from
     /// the records just read out of it while it was checked.
     public static func storeIndex(of records: [PackageRecord], for key: SyncDatabaseIndex.Key, state: StateDirectory) throws(SystemError) {
-        let directory = try indexDirectory(state)
-        let path = indexPath(for: key.path, in: directory)
-        try FileSystem.writeAtomically(path, bytes: SyncDatabaseIndex.encode(records, for: key), mode: 0o664)
+        try write(records, for: key, to: indexPath(for: key.path, in: indexDirectory(state)))
+    }
+
+    /// Puts the index of `records` at `indexPath` atomically, group-writable, after removing what
+    /// killed writers left there.
+    private static func write(_ records: [PackageRecord], for key: SyncDatabaseIndex.Key, to indexPath: String) throws(SystemError) {
+        FileSystem.removeAbandonedStages(of: indexPath)
+        try FileSystem.writeAtomically(indexPath, bytes: SyncDatabaseIndex.encode(records, for: key), mode: 0o664)
     }
 
     /// Where the index of the db at `databasePath` is kept: its name, and a hash of its path.
@@ -90,8 +95,7 @@ public struct IndexedSyncDatabase: Sendable {
         }
         // A db replaced while it was read is indexed by the next call, under its new key.
         if SyncDatabaseIndex.Key(path: path) == key {
-            FileSystem.removeAbandonedStages(of: indexPath)
-            try? FileSystem.writeAtomically(indexPath, bytes: SyncDatabaseIndex.encode(records, for: key), mode: 0o664)
+            try? Self.write(records, for: key, to: indexPath)
         }
         return inRecords(records)
     }
