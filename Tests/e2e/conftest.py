@@ -55,7 +55,9 @@ The ``gateway`` fixture also clears the stand-in's IPNS tables (:mod:`harness.ip
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +139,21 @@ def e2e_workdir(tmp_path_factory) -> Path:
 def mirror(e2e_workdir) -> Manifest:
     """Build the session's Arch-style test mirror."""
     return make_mirror(e2e_workdir / "mirror", MIRROR_SPEC)
+
+
+#: The system user that stands in for pacman 7's ``alpm`` DownloadUser.
+DOWNLOAD_USER = "ipfsxfer-test"
+
+
+@pytest.fixture(scope="session")
+def download_user() -> str:
+    """A system user standing in for pacman 7's `alpm` DownloadUser (created once)."""
+    try:
+        pwd.getpwnam(DOWNLOAD_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", DOWNLOAD_USER],
+                       check=True)
+    return DOWNLOAD_USER
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,6 @@ from harness.nginx import NginxMirror
 from harness.pacman import LOOPBACK_NO_PROXY, PacmanSandbox, hook_chroot_mode
 from xfer import XFER_BIN, XferSetup, closed_port_url, sha256_of
 
-USER = "ipfsxfer-test"  # the stand-in for pacman 7's `alpm` DownloadUser (as in test_xfer_direct)
 INDEX_NAME = re.compile(r"(?P<db>[^/]+)-[0-9a-f]{16}\.idx")
 
 
@@ -59,16 +58,6 @@ def scale_gateway(scale_ipfs):
     yield gateway
     gateway.clear_faults()
     gateway.clear_log()
-
-
-@pytest.fixture(scope="module")
-def download_user() -> str:
-    """A system user standing in for pacman 7's `alpm` DownloadUser."""
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
-    return USER
 
 
 @pytest.fixture
@@ -355,16 +344,22 @@ def test_the_index_is_built_once_per_db_and_reused(scale_mirror, make_nginx, tmp
     assert snapshot(index_files(setup)["extra.db"]) == before
 
 
+def other_build(target, root: Path, seed: str):
+    """Another package of `target`'s file name and size (other bytes), written under `root` at
+    the same path; returns its record."""
+    new_bytes = random.Random(seed).randbytes(target.csize)
+    (root / target.rel_path).parent.mkdir(parents=True)
+    (root / target.rel_path).write_bytes(new_bytes)
+    return type(target)(target.name, target.version, target.arch, target.filename, target.csize,
+                        hashlib.sha256(new_bytes).hexdigest())
+
+
 @pytest.mark.parametrize("how", ["rewritten-in-place", "renamed-over-same-mtime"])
 def test_a_same_size_replacement_of_the_db_is_reindexed(how, scale_mirror, make_nginx, tmp_path):
     mirror = scale_mirror
     target = mirror.packages[mirror.last["extra"]]
-    new_bytes = random.Random("replacement").randbytes(target.csize)
     new_root = tmp_path / "new-mirror"
-    (new_root / target.rel_path).parent.mkdir(parents=True)
-    (new_root / target.rel_path).write_bytes(new_bytes)
-    replaced = type(target)(target.name, target.version, target.arch, target.filename, target.csize,
-                            hashlib.sha256(new_bytes).hexdigest())
+    replaced = other_build(target, new_root, "replacement")
     members = mirror.in_repo("extra")
     entries = mirror.dbs["extra"].entries
     work = tmp_path / "dbs"
@@ -409,12 +404,8 @@ def test_two_dbs_of_the_same_name_get_an_index_each(scale_mirror, make_nginx, tm
     """Two pacman roots sharing one StateDir: each extra.db path has its own index."""
     mirror = scale_mirror
     target = mirror.packages[mirror.last["extra"]]
-    new_bytes = random.Random("other-root").randbytes(target.csize)
     new_root = tmp_path / "other-mirror"
-    (new_root / target.rel_path).parent.mkdir(parents=True)
-    (new_root / target.rel_path).write_bytes(new_bytes)
-    other = type(target)(target.name, target.version, target.arch, target.filename, target.csize,
-                         hashlib.sha256(new_bytes).hexdigest())
+    other = other_build(target, new_root, "other-root")
     nginx = make_nginx({"m1": NginxMirror(mirror.root), "other": NginxMirror(new_root)})
     state = tmp_path / "shared-state"
     box_a, setup_a = make_box(tmp_path / "a", nginx, mirror, state_dir=state)

@@ -15,17 +15,6 @@ import pytest
 from harness.pacman import PacmanSandbox
 from xfer import XFER_BIN, XferSetup, sha256_of
 
-USER = "ipfsxfer-test"
-
-
-@pytest.fixture(scope="module")
-def download_user() -> str:
-    """A system user standing in for pacman 7's `alpm` DownloadUser."""
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
-    return USER
 
 
 @pytest.fixture
