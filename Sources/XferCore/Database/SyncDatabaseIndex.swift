@@ -195,7 +195,8 @@ public final class SyncDatabaseIndex: @unchecked Sendable {
         let unique = records.filter { seenFiles.insert(Array($0.fileName.utf8)).inserted }
         let byFile = unique.indices.sorted { unique[$0].fileName.utf8.lexicographicallyPrecedes(unique[$1].fileName.utf8) }
         var seenNames = Set<[UInt8]>()
-        // Each name once, the first record that carries it; then the rest (unnamed, later twins).
+        // The name table holds each name once, for the first record that carries it; unnamed
+        // records and later twins are in the file table only.
         let named = unique.indices.filter { !unique[$0].name.isEmpty && seenNames.insert(Array(unique[$0].name.utf8)).inserted }
         let namedSet = Set(named)
         let byName = named.sorted { unique[$0].name.utf8.lexicographicallyPrecedes(unique[$1].name.utf8) }
