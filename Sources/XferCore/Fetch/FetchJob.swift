@@ -100,7 +100,7 @@ public struct FetchJob: Sendable {
         var chain = usesMirrors ? ordered : ordered.filter { $0.kind.isIPFS }
         if isUnverified && config.requireVerified {
             ipfs = []
-            chain = usesMirrors ? [HTTPSource(kind: .mirror, url: url, base: HTTPSource.origin(of: url), userAgent: userAgent)] : []
+            chain = usesMirrors ? Array(plan.mirrors.prefix(1)) : []  // the plan's mirrors start with `%u`
         }
 
         let workspace = Workspace(output: output)
@@ -248,17 +248,18 @@ public struct FetchJob: Sendable {
         case .package:
             let locator = SyncDatabaseLocator(
                 output: output, invocation: PacmanInvocation.parent(), configuredPacman: config.pacmanConfig)
-            var searched: [String] = []
-            func lookUp(_ path: String) -> PackageRecord? {
-                guard !searched.contains(path), FileSystem.exists(path) else { return nil }
-                searched.append(path)
-                return try? IndexedSyncDatabase(path: path, state: state).record(forFile: file.fileName)
+            // A db that is missing answers nil, like one that does not list the package.
+            let lookUp = { (path: String) in try? IndexedSyncDatabase(path: path, state: state).record(forFile: file.fileName) }
+            var candidates = locator.candidates(repo: file.repo)
+            for path in candidates {
+                if let record = lookUp(path) ?? nil { return (.exact(record), []) }
             }
-            for path in locator.candidates(repo: file.repo) {
-                if let record = lookUp(path) { return (.exact(record), []) }
+            let configured = locator.configuredCandidate(repo: file.repo)
+            if !candidates.contains(configured) {
+                if let record = lookUp(configured) ?? nil { return (.exact(record), []) }
+                candidates.append(configured)
             }
-            if let record = lookUp(locator.configuredCandidate(repo: file.repo)) { return (.exact(record), []) }
-            return (.complete, searched)
+            return (.complete, candidates.filter(FileSystem.exists))
         }
     }
 

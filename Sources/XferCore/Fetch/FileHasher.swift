@@ -79,14 +79,19 @@ final class FileHasher: @unchecked Sendable {
         var hashed: Int64 = 0
         var buffer = [UInt8](repeating: 0, count: Int(min(size, 1 << 20)))
         while hashed < size {
-            let want = Int(min(Int64(buffer.count), size - hashed))
-            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(hashed)) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw SystemError("read back \(path)") }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-            hashed += Int64(count)
+            try hashNext(upTo: size, into: &hasher, hashed: &hashed, buffer: &buffer)
         }
         return Hex.lowercase(hasher.finalize())
+    }
+
+    /// Reads the next bytes below `target` into `hasher` (one read of at most the buffer's size).
+    private func hashNext(upTo target: Int64, into hasher: inout SHA256, hashed: inout Int64, buffer: inout [UInt8]) throws(SystemError) {
+        let want = Int(min(Int64(buffer.count), target - hashed))
+        let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(hashed)) }
+        if count < 0 && errno == EINTR { return }
+        guard count > 0 else { throw SystemError("read back \(path)") }
+        buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        hashed += Int64(count)
     }
 
     private func run() {
@@ -100,15 +105,12 @@ final class FileHasher: @unchecked Sendable {
         while !cancelled.load(ordering: .acquiring) {
             let target = available.load(ordering: .acquiring)
             if hashed < target {
-                let want = Int(min(Int64(buffer.count), target - hashed))
-                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(hashed)) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else {
-                    result = .failure(SystemError("read back \(path)"))
+                do {
+                    try hashNext(upTo: target, into: &hasher, hashed: &hashed, buffer: &buffer)
+                } catch {
+                    result = .failure(error)
                     return
                 }
-                buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-                hashed += Int64(count)
             } else if ended.load(ordering: .acquiring) && hashed >= available.load(ordering: .acquiring) {
                 result = .success(Hex.lowercase(hasher.finalize()))
                 return
