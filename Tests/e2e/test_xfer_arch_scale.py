@@ -318,6 +318,39 @@ def test_the_db_is_found_next_to_the_output(where, scale_mirror, make_nginx, tmp
     assert_refused(setup.run(url_of(nginx, "bad", last.rel_path), out), out)
 
 
+def test_the_db_beside_pacman_7s_sandbox_dir_is_found_as_the_download_user(scale_mirror, make_nginx, open_dir,
+                                                                           download_user):
+    """pacman 7.1's sandbox as pacman.md §1.3 has it: `%o` in a 0700 `download-XXXXXX` dir owned by the
+    DownloadUser inside `<root>/var/cache/pacman/pkg`, the call as that user with root's HOME, no
+    PacmanConfig and no pacman above it: the db is `<root>/var/lib/pacman/sync/`, and the index goes
+    to a StateDir made as contrib/ipfs-xfer.tmpfiles makes it."""
+    mirror = scale_mirror
+    last = mirror.packages[mirror.last["extra"]]
+    bad_root = wrong_copies(open_dir / "bad-mirror", mirror, [last])
+    nginx = make_nginx({"m1": NginxMirror(mirror.root), "bad": NginxMirror(bad_root)})
+    box = PacmanSandbox(open_dir / "box", mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"])
+    state = open_dir / "state"
+    state.mkdir()
+    shutil.chown(state, "root", download_user)
+    state.chmod(0o2775)
+    setup = XferSetup(box, None, pacman_config=False, state_dir=state)
+    root = open_dir / "sysroot"
+    mirror.install_sync_dbs(root / "var/lib/pacman")
+    cache = root / "var/cache/pacman/pkg"
+    cache.mkdir(parents=True)
+    open_up(open_dir)
+    state.chmod(0o2775)  # open_up left it 0755
+    out = output_for(download_dir(cache, download_user), last.rel_path)
+    as_user = {"user": download_user, "env": {"HOME": "/root"}}
+    assert_served(setup.run(url_of(nginx, "m1", last.rel_path), out, **as_user), out, last.sha256)
+    assert not setup.transfers()[-1].flags  # verified, not "unverified"
+    assert set(index_files(setup)) == {"extra.db"}
+    assert index_files(setup)["extra.db"].stat().st_uid == pwd.getpwnam(download_user).pw_uid
+    out.unlink()
+    box.set_mirrorlist([nginx.url("bad") + "/$repo/os/$arch"])
+    assert_refused(setup.run(url_of(nginx, "bad", last.rel_path), out, **as_user), out)
+
+
 # ----------------------------------------------------------------------------
 # c. the sync-db index
 # ----------------------------------------------------------------------------
