@@ -26,6 +26,7 @@ let package = Package(
         .target(name: "CLazyCompression"),
         .target(name: "CForkReader"),
         .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
+        .target(name: "CCommandLine"),
         .target(
             name: "CurlTransfer",
             dependencies: ["CCurl", "CCurlShim"]
@@ -55,6 +56,7 @@ let package = Package(
                 "XferCore",
                 "IPFSData",
                 "CurlTransfer",
+                "CCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // pacman starts ipfs-xfer once per file, and the dynamic loader's work is most of a

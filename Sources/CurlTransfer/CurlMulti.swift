@@ -49,7 +49,7 @@ public final class CurlMulti: Sendable {
     public func perform(_ request: TransferRequest, into receiver: any TransferReceiver) async throws -> TransferResponse {
         let transfer = ActiveTransfer(request: request, receiver: receiver)
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
+            try await withUnsafeThrowingContinuation { continuation in
                 transfer.continuation = continuation
                 send(.start(transfer))
             }
@@ -80,7 +80,9 @@ public final class CurlMulti: Sendable {
 
     /// The loop thread: start and cancel what was asked, drive libcurl, finish what is done.
     private func runLoop(_ multi: UnsafeMutableRawPointer) {
-        var active: [ObjectIdentifier: ActiveTransfer] = [:]
+        // An array, searched by identity: a handful of transfers at most, and a dictionary's
+        // first use would cost pacman's per-file call a conformance scan of the whole binary.
+        var active: [ActiveTransfer] = []
         while true {
             for command in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
                 switch command {
@@ -88,11 +90,12 @@ public final class CurlMulti: Sendable {
                     if transfer.cancelRequested.load(ordering: .relaxed) {
                         transfer.complete(.failure(TransferError.cancelled))
                     } else if let easy = transfer.makeHandle() {
-                        active[ObjectIdentifier(transfer)] = transfer
+                        active.append(transfer)
                         curl_multi_add_handle(multi, easy)
                     }
                 case .cancel(let transfer):
-                    if let running = active.removeValue(forKey: ObjectIdentifier(transfer)) {
+                    if let index = active.firstIndex(where: { $0 === transfer }) {
+                        let running = active.remove(at: index)
                         curl_multi_remove_handle(multi, running.easy)
                         running.complete(.failure(TransferError.cancelled))
                     }
@@ -107,7 +110,7 @@ public final class CurlMulti: Sendable {
                 _ = ccurl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &privatePointer)
                 let transfer = Unmanaged<ActiveTransfer>.fromOpaque(privatePointer!).takeUnretainedValue()
                 let code = message.pointee.data.result
-                active.removeValue(forKey: ObjectIdentifier(transfer))
+                active.removeAll { $0 === transfer }
                 curl_multi_remove_handle(multi, easy)
                 transfer.finish(code: code)
             }
@@ -117,8 +120,8 @@ public final class CurlMulti: Sendable {
 
     /// Waits for libcurl's sockets, and for the streams of uploads paused until their writer
     /// sends more; those whose stream became readable are resumed.
-    private func pollAndResumeUploads(_ active: [ObjectIdentifier: ActiveTransfer], multi: UnsafeMutableRawPointer) {
-        let paused = active.values.filter(\.uploadPaused)
+    private func pollAndResumeUploads(_ active: [ActiveTransfer], multi: UnsafeMutableRawPointer) {
+        let paused = active.filter(\.uploadPaused)
         var waits = paused.map { curl_waitfd(fd: $0.uploadFD, events: Int16(CURL_WAIT_POLLIN), revents: 0) }
         curl_multi_poll(multi, &waits, UInt32(waits.count), 1000, nil)
         for (transfer, wait) in zip(paused, waits) where wait.revents != 0 {
@@ -133,8 +136,10 @@ private final class ActiveTransfer: @unchecked Sendable {
     let receiver: any TransferReceiver
     /// Set by the caller's task on cancellation; read by the loop thread.
     let cancelRequested = Atomic<Bool>(false)
-    /// Set before the transfer is handed over; resumed exactly once, on the loop thread.
-    var continuation: CheckedContinuation<TransferResponse, any Error>?
+    /// Set before the transfer is handed over; resumed exactly once, on the loop thread, by
+    /// ``complete(_:)``, which clears it. (A checked continuation's type would be instantiated at
+    /// run time, with a conformance scan of the whole binary, in every one of pacman's calls.)
+    var continuation: UnsafeContinuation<TransferResponse, any Error>?
     private(set) var easy: UnsafeMutableRawPointer?
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var mime: OpaquePointer?

@@ -142,7 +142,10 @@ public struct FetchJob: Sendable {
         drawing?.cancel()
         await drawing?.value
         // Work for the next calls gets a moment more, but never holds this one up for long.
-        await Self.finish([choice?.refresh, indexRefresh].compactMap { $0 }, within: 0.5)
+        // (Checked before an array of tasks is built: its type's first use costs a conformance scan.)
+        if choice?.refresh != nil || indexRefresh != nil {
+            await Self.finish([choice?.refresh, indexRefresh].compactMap { $0 }, within: 0.5)
+        }
 
         do {
             try state?.updateHealth(changes, now: now)

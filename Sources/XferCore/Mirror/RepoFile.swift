@@ -32,7 +32,7 @@ public struct RepoFile: Sendable, Equatable {
     public var kind: Kind {
         if fileName == "\(repo).db" || fileName == "\(repo).files" { return .database }
         if fileName.hasSuffix(".sig") { return .signature }
-        if fileName.contains(".pkg.tar") { return .package }
+        if fileName.firstRange(ofLiteral: ".pkg.tar") != nil { return .package }
         return .other
     }
 }

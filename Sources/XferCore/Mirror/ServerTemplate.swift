@@ -48,14 +48,19 @@ public struct ServerTemplate: Sendable, Equatable, CustomStringConvertible {
     public var description: String { text }
 
     /// The template with its variables filled in.
+    ///
+    /// Appended piece by piece: `joined()` would cost pacman's per-file call a protocol-conformance
+    /// scan of the whole binary on its first use.
     public func expand(repo: String, arch: String) -> String {
-        pieces.map { piece in
+        var expanded = ""
+        for piece in pieces {
             switch piece {
-            case .literal(let text): text
-            case .repo: repo
-            case .arch: arch
+            case .literal(let text): expanded += text
+            case .repo: expanded += repo
+            case .arch: expanded += arch
             }
-        }.joined()
+        }
+        return expanded
     }
 
     /// The URL of `file` on this server.
