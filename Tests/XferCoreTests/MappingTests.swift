@@ -18,6 +18,18 @@ import Testing
         ])
     }
 
+    @Test func mirrorlistDropsRepeatsAtTheirLaterPlaces() {
+        let texts = ["http://b/$repo", "http://a/$repo", "http://b/$repo/", "http://c/$repo", "http://a/$repo"]
+        #expect(Mirrorlist(servers: texts.map(ServerTemplate.init)).servers.map(\.text)
+            == ["http://b/$repo", "http://a/$repo", "http://c/$repo"])
+        // Every Arch mirror enabled, each listed twice in a shuffled order: the first of each stays.
+        var generator = SystemRandomNumberGenerator()
+        let many = (0..<2_000).map { "https://m\($0 % 1_000).example/$repo/os/$arch" }.shuffled(using: &generator)
+        var expected: [String] = []
+        for text in many where !expected.contains(text) { expected.append(text) }
+        #expect(Mirrorlist(servers: many.map(ServerTemplate.init)).servers.map(\.text) == expected)
+    }
+
     @Test func templateMatchesAndExpands() throws {
         let template = ServerTemplate("http://m.example/archlinux/$repo/os/$arch")
         let match = try #require(template.match(url: "http://m.example/archlinux/extra/os/x86_64/a-1:2.0-1-x86_64.pkg.tar.zst"))
