@@ -17,7 +17,15 @@ public struct PacmanConfig: Sendable, Equatable {
     public var architecture: String
     /// Whether pacman checks package signatures by `[options]`' SigLevel, and by the repos' own.
     private var packageSignaturesByDefault: Bool
-    private var packageSignaturesByRepo: [String: Bool]
+    /// The repos with a SigLevel of their own (a list: a dictionary's first use costs pacman's
+    /// per-file call a conformance scan, and pacman.conf names a handful of repos).
+    private var packageSignaturesByRepo: [RepoSigLevel]
+
+    /// Whether one repo's own SigLevel checks its packages' signatures.
+    private struct RepoSigLevel: Sendable, Equatable {
+        let repo: String
+        let checksPackages: Bool
+    }
 
     /// pacman's built-in defaults.
     public static let defaultDBPath = "/var/lib/pacman/"
@@ -40,10 +48,13 @@ public struct PacmanConfig: Sendable, Equatable {
         self.repos = repos
         let defaultSignatures = Self.checksPackageSignatures(
             options.filter { $0.key == "SigLevel" }.map(\.value), default: true)
-        var repoSignatures: [String: Bool] = [:]
+        var repoSignatures: [RepoSigLevel] = []
         for repo in repos {
             let levels = entries.filter { $0.section == repo && $0.key == "SigLevel" }.map(\.value)
-            if !levels.isEmpty { repoSignatures[repo] = Self.checksPackageSignatures(levels, default: defaultSignatures) }
+            if !levels.isEmpty {
+                repoSignatures.append(RepoSigLevel(
+                    repo: repo, checksPackages: Self.checksPackageSignatures(levels, default: defaultSignatures)))
+            }
         }
         packageSignaturesByDefault = defaultSignatures
         packageSignaturesByRepo = repoSignatures
@@ -53,7 +64,7 @@ public struct PacmanConfig: Sendable, Equatable {
 
     /// Whether pacman asks for a repo's package `.sig` files (its SigLevel is not Never for packages).
     public func wantsPackageSignatures(repo: String) -> Bool {
-        packageSignaturesByRepo[repo] ?? packageSignaturesByDefault
+        packageSignaturesByRepo.first { $0.repo == repo }?.checksPackages ?? packageSignaturesByDefault
     }
 
     /// Applies SigLevel values as pacman's `process_siglevel` does, for the package half only.

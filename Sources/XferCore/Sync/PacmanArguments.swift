@@ -28,19 +28,22 @@ public struct PacmanArguments: Sendable, Equatable {
         case separator
     }
 
+    // The option tables are arrays, searched in order: a `Set`'s first use would cost every one
+    // of pacman's per-file calls a protocol-conformance scan of the whole binary.
+
     /// pacman's long options that take a value.
-    static let longWithValue: Set<String> = [
+    static let longWithValue: [String] = [
         "config", "root", "dbpath", "cachedir", "gpgdir", "hookdir", "logfile", "arch", "sysroot", "color",
         "ignore", "ignoregroup", "assume-installed", "overwrite", "print-format",
     ]
     /// Long options that apply to every operation, kept for the database refresh.
-    static let global: Set<String> = [
+    static let global: [String] = [
         "config", "root", "dbpath", "cachedir", "gpgdir", "hookdir", "logfile", "arch", "sysroot", "color",
         "noconfirm", "confirm", "debug", "disable-download-timeout", "noprogressbar", "verbose",
     ]
     /// Sync flags that query or clean instead of installing: nothing to prefetch.
-    static let queryLetters: Set<Character> = ["c", "s", "i", "l", "g", "p"]
-    static let queryLongs: Set<String> = ["clean", "search", "info", "list", "groups", "print", "help", "version"]
+    static let queryLetters: [Character] = ["c", "s", "i", "l", "g", "p"]
+    static let queryLongs: [String] = ["clean", "search", "info", "list", "groups", "print", "help", "version"]
 
     let tokens: [Token]
 
