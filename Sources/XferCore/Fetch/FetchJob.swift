@@ -142,10 +142,7 @@ public struct FetchJob: Sendable {
         drawing?.cancel()
         await drawing?.value
         // Work for the next calls gets a moment more, but never holds this one up for long.
-        // (Checked before an array of tasks is built: its type's first use costs a conformance scan.)
-        if choice?.refresh != nil || indexRefresh != nil {
-            await Self.finish([choice?.refresh, indexRefresh].compactMap { $0 }, within: 0.5)
-        }
+        await Self.finish(choice?.refresh, indexRefresh, within: 0.5)
 
         do {
             try state?.updateHealth(changes, now: now)
@@ -223,10 +220,14 @@ public struct FetchJob: Sendable {
         return FreshnessGuard.allowsIPFS(root: rootTime, mirror: await mirror)
     }
 
-    /// Waits for `tasks` at most `seconds`, then cancels what is left (a task stuck in a read
-    /// that ignores cancellation is left behind; the process ends soon after).
-    static func finish(_ tasks: [Task<Void, Never>], within seconds: Double) async {
-        guard !tasks.isEmpty else { return }
+    /// Waits for the tasks given at most `seconds`, then cancels what is left (a task stuck in a
+    /// read that ignores cancellation is left behind; the process ends soon after).
+    ///
+    /// With none, it returns before building a list: the first use of an array of tasks costs
+    /// pacman's per-file call a conformance scan of the whole binary (`Never: Error`).
+    static func finish(_ first: Task<Void, Never>?, _ second: Task<Void, Never>?, within seconds: Double) async {
+        guard first != nil || second != nil else { return }
+        let tasks = [first, second].compactMap { $0 }
         let done = DoneFlag()
         Task {
             for task in tasks { await task.value }
