@@ -64,6 +64,7 @@ public final class DownloadFile: TransferReceiver, @unchecked Sendable {
         if let length = head.contentLength, let limit = expectation.maximumSize, size + length > limit {
             throw VerificationError.tooLarge(limit: limit)
         }
+        if let length = head.contentLength { progress.expect(length) }
     }
 
     public func receive(_ chunk: UnsafeRawBufferPointer) throws {

@@ -111,33 +111,60 @@ public struct FetchJob: Sendable {
         let board = showsProgress ? ProgressBoard() : self.board
         let line = ProgressLine(fileName: fileName, total: expectation.knownSize)
         let drawing = board.map { board in Task { await line.run(board: board) } }
+        let rates = state?.loadRates() ?? SourceRates()
+        let rule = HedgeRule(
+            delay: config.hedgeDelay,
+            mirror: chain.first(where: { $0.kind == .mirror }).flatMap { rates.speed(of: $0.healthKey, now: now) }
+                ?? Speed.assumedMirror)
         var delivery: Delivery?
-        var changes: [HealthChange]
+        var changes: [HealthChange] = []
+        var speeds: [(key: String, speed: Speed)] = []
         var reasons: [String] = []
+        var shared: SharedResult?
         if case .exact(let record) = expectation, let fileCID = indexed?.cid,
            let segmented = await fetchSegmented(
                record: record, fileCID: fileCID, mapping: mapping, down: reader.down, workspace: workspace, board: board) {
             delivery = segmented.delivery(fileName: fileName, now: now)
             changes = segmented.healthChanges
-        } else {
+        } else if case .exact(let record) = expectation, !ipfs.isEmpty, !chain.isEmpty {
+            shared = await fetchShared(
+                record: record, ipfs: ipfs, chain: chain, rates: rates, now: now, workspace: workspace, board: board,
+                fileName: fileName)
+            delivery = shared?.delivery
+            changes = shared?.healthChanges ?? []
+            speeds = shared?.speeds ?? []
+            reasons = shared?.reasons ?? []
+        }
+        if delivery == nil && (shared == nil || shared?.reasons.isEmpty == true) {
             let race = FetchRace(
-                ipfs: ipfs, chain: chain, expectation: expectation, workspace: workspace,
-                timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
-                hedgeDelay: config.hedgeDelay, board: board)
+                ipfs: ipfs.map { ($0, rates.speed(of: $0.healthKey, now: now)) }, chain: chain, expectation: expectation,
+                workspace: workspace, timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
+                rule: rule, board: board)
             let result = await race.run()
-            changes = Self.healthChanges(result)
-            reasons = result.failures.filter { !$0.wasCancelled }.map { "\($0.source.label): \($0.error)" }
+            changes += Self.healthChanges(result)
+            speeds += result.speeds
+            reasons += result.failures.filter { !$0.wasCancelled }.map { "\($0.source.label): \($0.error)" }
             delivery = result.winner.map { winner in
                 let outcome = Outcome(
                     kind: winner.source.kind, source: winner.source.label, bytes: winner.file.size,
                     seconds: winner.seconds, resumedFrom: winner.file.resumedFrom)
+                // Losers' bytes first, the winner's line last.
+                let wasted = result.failures.filter { $0.bytes > 0 }.map { failure in
+                    TransferLogEntry(
+                        time: now, file: fileName, bytes: 0, seconds: outcome.seconds, kind: failure.source.kind,
+                        source: failure.source.label, wasted: failure.bytes)
+                }
                 return Delivery(
                     path: winner.file.path, outcome: outcome,
-                    logEntries: [TransferLogEntry(
+                    logEntries: wasted + [TransferLogEntry(
                         time: now, file: fileName, bytes: outcome.bytes - outcome.resumedFrom, seconds: outcome.seconds,
-                        kind: outcome.kind, source: outcome.source, unverified: isUnverified)],
+                        kind: outcome.kind, source: outcome.source)],
                     databaseRecords: winner.file.databaseRecords)
             }
+        }
+        if isUnverified, var entries = delivery?.logEntries, !entries.isEmpty {
+            entries[entries.count - 1].unverified = true  // the line of the source that served it
+            delivery?.logEntries = entries
         }
         drawing?.cancel()
         await drawing?.value
@@ -146,6 +173,7 @@ public struct FetchJob: Sendable {
 
         do {
             try state?.updateHealth(changes, now: now)
+            try state?.updateRates(speeds, now: now)
         } catch {
             warn("cannot update source health in \(config.stateDir): \(error)")
         }
@@ -289,7 +317,7 @@ public struct FetchJob: Sendable {
                 if mirrorWon && failure.bytes == 0 && failure.source.kind.isIPFS {
                     changes.append(.failed(failure.source.healthKey))
                 }
-            } else if Self.isSourceFailure(failure) {
+            } else if Self.isSourceFailure(failure.error, kind: failure.source.kind) {
                 changes.append(.failed(failure.source.healthKey))
             }
         }
@@ -297,12 +325,14 @@ public struct FetchJob: Sendable {
         return changes
     }
 
-    private static func isSourceFailure(_ failure: FetchRace.Failure) -> Bool {
-        switch failure.error {
+    /// True for the errors that say the source itself is at fault, not the file or this machine.
+    static func isSourceFailure(_ error: any Error, kind: SourceKind) -> Bool {
+        switch error {
         case let error as TransferError: error.isSourceFailure
-        case is VerificationError: failure.source.kind.isIPFS  // a trusted source sent bad bytes
+        case is VerificationError: kind.isIPFS  // a trusted source sent bad bytes
         case is VerifiedCARWalk.Failure: true  // a gateway sent a bad, wrong or extra block
         case is MemoryReceiver.Failure: true  // a raw block over the 2 MiB limit
+        case let error as PieceSink.Stop: error != .reached  // a bad answer to a range request
         case let error as MountSource.MountError:
             if case .readFailed = error { true } else { false }
         default: false

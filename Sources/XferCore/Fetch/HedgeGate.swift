@@ -1,20 +1,25 @@
 import Synchronization
 
-/// Decides when the HTTP mirrors join the race: as soon as every IPFS source has failed, or when
-/// IPFS has gone `delay` seconds without delivering a byte (at the start or mid-file).
+/// Decides, for a race of whole files, when the HTTP mirrors join: by the ``HedgeRule`` over the
+/// IPFS attempts it watches, or as soon as every IPFS source has failed.
 final class HedgeGate: Sendable {
-    private let start = Monotonic.nanoseconds()
-    private let delay: Double
-    private let opened = Atomic<Bool>(false)
-    private let watched = Mutex<[TransferProgress]>([])
-
-    init(delay: Double) {
-        self.delay = delay
+    private struct Watched: Sendable {
+        var progress: TransferProgress
+        var remembered: Speed?
     }
 
-    /// Adds an IPFS attempt whose progress keeps the gate closed.
-    func watch(_ progress: TransferProgress) {
-        watched.withLock { $0.append(progress) }
+    private let start = Monotonic.nanoseconds()
+    private let rule: HedgeRule
+    private let opened = Atomic<Bool>(false)
+    private let watched = Mutex<[Watched]>([])
+
+    init(rule: HedgeRule) {
+        self.rule = rule
+    }
+
+    /// Adds an IPFS attempt whose progress the rule judges; `remembered` is its speed in earlier calls.
+    func watch(_ progress: TransferProgress, remembered: Speed?) {
+        watched.withLock { $0.append(Watched(progress: progress, remembered: remembered)) }
     }
 
     /// Opens the gate for good.
@@ -25,8 +30,17 @@ final class HedgeGate: Sendable {
     /// True once the mirrors should start.
     var isOpen: Bool {
         if opened.load(ordering: .relaxed) { return true }
-        let lastByte = watched.withLock { $0.map(\.lastByteTime).max() ?? 0 }
-        return Monotonic.seconds(since: max(start, lastByte)) >= delay
+        let now = Monotonic.nanoseconds()
+        let runners = watched.withLock { watched in
+            watched.map { entry in
+                let last = max(entry.progress.startTime, entry.progress.lastByteTime)
+                return HedgeRule.Runner(
+                    rate: entry.progress.rate(now: now), remembered: entry.remembered,
+                    silence: Double(now &- last) / 1e9,
+                    remaining: entry.progress.expectedTotal.map { $0 - entry.progress.total })
+            }
+        }
+        return rule.startsMirror(elapsed: Double(now &- start) / 1e9, runners: runners, sharesWork: false)
     }
 
     /// Waits until the gate opens; returns false when the task was cancelled first.

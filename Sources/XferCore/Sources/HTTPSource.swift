@@ -25,6 +25,20 @@ public struct HTTPSource: Source {
         _ = try await CurlMulti.shared.perform(request, into: file)
     }
 
+    public func fetch(
+        range: Range<Int64>, of fileSize: Int64, into receiver: any TransferReceiver, timeouts: Timeouts
+    ) async throws {
+        // HTTP gets the exact range; other schemes (file://) continue from the first byte to the end.
+        let isHTTP = url.hasPrefix("http://") || url.hasPrefix("https://")
+        let isWhole = range.lowerBound == 0 && range.upperBound >= fileSize
+        let request = TransferRequest(
+            url: url, resumeFrom: isHTTP ? 0 : range.lowerBound, connectTimeout: timeouts.connect,
+            stallTimeout: timeouts.stall,
+            headers: isWhole || !isHTTP ? [] : ["Range: bytes=\(range.lowerBound)-\(range.upperBound - 1)"],
+            userAgent: userAgent)
+        _ = try await CurlMulti.shared.perform(request, into: receiver)
+    }
+
     /// The `scheme://host[:port]` part of a URL, which names a mirror in health records.
     public static func origin(of url: String) -> String {
         guard let schemeEnd = url.firstRange(ofLiteral: "://") else { return url }

@@ -39,11 +39,26 @@ public struct MountSource: Source {
     }
 
     public func fetch(into file: DownloadFile, timeouts: Timeouts) async throws {
+        try await copy(from: file.size, stallTimeout: timeouts.stall, receive: file.receive)
+    }
+
+    /// Reads from the range's first byte; the receiver stops it at the end.
+    public func fetch(
+        range: Range<Int64>, of fileSize: Int64, into receiver: any TransferReceiver, timeouts: Timeouts
+    ) async throws {
+        try await copy(from: range.lowerBound, stallTimeout: timeouts.stall, receive: receiver.receive)
+    }
+
+    /// Copies the file from `offset` to `receive` on a dedicated thread; cancelling the task
+    /// abandons the reader.
+    private func copy(
+        from offset: Int64, stallTimeout: Double, receive: @escaping @Sendable (UnsafeRawBufferPointer) throws -> Void
+    ) async throws {
         let cancelled = Atomic<Bool>(false)
         let path = self.path
         try await withTaskCancellationHandler {
             try await DedicatedThread.run {
-                try Self.copy(path: path, from: file.size, stallTimeout: timeouts.stall, receive: file.receive) {
+                try Self.copy(path: path, from: offset, stallTimeout: stallTimeout, receive: receive) {
                     cancelled.load(ordering: .relaxed)
                 }
             }

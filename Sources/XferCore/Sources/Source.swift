@@ -1,3 +1,5 @@
+import CurlTransfer
+
 /// One place a file can come from: the local gateway, the /ipfs mount, or an HTTP mirror.
 public protocol Source: Sendable {
     /// What kind of place it is; the race starts IPFS kinds first and hedges with mirrors.
@@ -9,6 +11,11 @@ public protocol Source: Sendable {
     /// Streams the file into `file`, continuing after `file.size` bytes when that is not 0.
     /// Throws ``CurlTransfer/TransferError/rangeNotSupported`` when it cannot continue.
     func fetch(into file: DownloadFile, timeouts: Timeouts) async throws
+    /// Streams the bytes of `range` of the file (`fileSize` bytes in all) into `receiver`, for a
+    /// download shared with other sources; the receiver may stop it before the range's end by
+    /// throwing. The receiver's ``CurlTransfer/TransferReceiver/begin(_:)`` checks an HTTP
+    /// answer's status and length.
+    func fetch(range: Range<Int64>, of fileSize: Int64, into receiver: any TransferReceiver, timeouts: Timeouts) async throws
 }
 
 /// The kinds of source, in the order they are preferred.

@@ -35,6 +35,18 @@ public struct TrustlessGatewaySource: Source {
         }
     }
 
+    /// The walk starts at the range's first byte (`entity-bytes`); the receiver stops it at the end.
+    public func fetch(
+        range: Range<Int64>, of fileSize: Int64, into receiver: any TransferReceiver, timeouts: Timeouts
+    ) async throws {
+        try await Self.retrieve(
+            base: base, root: root, segments: segments, from: UInt64(range.lowerBound), timeouts: timeouts,
+            userAgent: userAgent
+        ) { bytes in
+            try receiver.receive(bytes)
+        }
+    }
+
     /// Streams `/ipfs/<root>/<segments…>` from `base` through a verified walk that hands the
     /// file's bytes from `from` on to `emit`, and fills a stream that broke off with raw blocks.
     static func retrieve(

@@ -1,6 +1,6 @@
 import Glibc
 
-/// The state shared by all calls (`StateDir`): source health and the transfer log.
+/// The state shared by all calls (`StateDir`): source health, remembered speeds and the transfer log.
 ///
 /// pacman 7 runs ipfs-xfer as its `alpm` user and hooks run as root, so the directory must be
 /// writable by both; when it is not, the tool says so once and works without state.
@@ -10,6 +10,7 @@ public struct StateDirectory: Sendable {
     private var healthPath: String { path + "/sources" }
     private var lockPath: String { path + "/sources.lock" }
     private var logPath: String { path + "/transfers.log" }
+    private var ratesPath: String { path + "/rates" }
 
     /// Opens the directory, creating it when possible; throws when it is not writable.
     public init(path: String) throws(SystemError) {
@@ -35,6 +36,21 @@ public struct StateDirectory: Sendable {
             var health = loadHealth()
             health.apply(changes, now: now)
             try FileSystem.writeAtomically(healthPath, health.text, mode: 0o664)
+        }
+    }
+
+    /// Reads the remembered source speeds; a missing or unreadable file gives none.
+    public func loadRates() -> SourceRates {
+        (try? FileSystem.readText(ratesPath)).map { SourceRates(text: $0[...]) } ?? SourceRates()
+    }
+
+    /// Folds this call's measurements into the rates file under the state lock.
+    public func updateRates(_ samples: [(key: String, speed: Speed)], now: Int64) throws(SystemError) {
+        guard !samples.isEmpty else { return }
+        try locked(lockPath) { () throws(SystemError) in
+            var rates = loadRates()
+            for sample in samples { rates.record(sample.speed, for: sample.key, now: now) }
+            try FileSystem.writeAtomically(ratesPath, rates.text, mode: 0o664)
         }
     }
 
