@@ -19,6 +19,14 @@
   segmented  A 500 MiB package from two gateways (the stand-in behind nginx proxies) and two nginx
              mirrors, each limited to 25 MB/s per connection (`limit_rate`): ipfs-xfer in segments
              from all four vs ipfs-xfer from one mirror (segments off).
+  slow-ipfs  The speed-aware race: a gateway (nginx proxying /ipfs/ to the stand-in) trickling at
+             200 kB/s against an nginx mirror at 10 MB/s (each behind a relay holding it to one rate
+             over all its connections), 4 MiB and 40 MiB packages, HedgeDelay 0.5 s, a fresh StateDir
+             per call: ipfs-xfer vs HedgeDelay + ipfs-xfer from the mirror alone, and the bytes
+             received (transfers.log: used + wasted) vs the file. Then both at 5 MB/s, 40 MiB: ipfs-xfer
+             vs ipfs-xfer from the mirror alone (run first in the same StateDir, so the mirror's rate
+             is remembered as from earlier calls; a 4 MiB file at 5 MB/s is done 0.3 s after
+             HedgeDelay, too soon to show sharing).
   arch-per-call  N alternating calls for a 1 KiB package listed last in an Arch-size extra.db
              (14 000 entries, ~10 MB gzip) from nginx: ipfs-xfer vs `curl -L -C - -f -o %o %u`; the
              same with a one-package extra.db. The first call (which builds the StateDir index) is
@@ -600,6 +608,108 @@ def time_segmented(top, label, root, rel, file_name, gateways, mirrors, out, rep
             f"{single_time / segmented_time:.2f}x ({single_time:.1f} s vs {segmented_time:.1f} s; {len(sources)} sources sent parts)")
 
 
+def bench_slow_ipfs(top: Path, repeats: int) -> list[tuple[str, str]]:
+    mirror = top / "slow-mirror"
+    sizes = {"slow4": 4 * MiB, "slow40": 40 * MiB}
+    files = {name: make_package_repo(mirror, name, size) for name, size in sizes.items()}  # one core.db lists both
+    install_sync_db(top, "slow", mirror)
+    repo = KuboRepo(top / "slow-kubo")
+    root = repo.add(mirror)
+    out = top / "slow-out"
+    out.mkdir()
+    rows = []
+    with Gateway(repo.blocks, workdir=top / "slow-gateway") as gateway:
+        proxy = f"location /ipfs/ {{ proxy_pass {gateway.url}; proxy_buffering off; }}"
+        with Nginx(top / "nginx-slow", {"g": NginxMirror(mirror, extra=proxy), "m": NginxMirror(mirror)}) as nginx:
+            with Throttle(nginx.port("g"), 200e3) as gateway_relay, Throttle(nginx.port("m"), 10e6) as mirror_relay:
+                for name, size in sizes.items():
+                    rows += time_slow_gateway(top, root, files[name], size, gateway_relay, mirror_relay, out, repeats)
+            with Throttle(nginx.port("g"), 5e6) as gateway_relay, Throttle(nginx.port("m"), 5e6) as mirror_relay:
+                rows.append(time_equal_sources(top, root, files["slow40"], sizes["slow40"], gateway_relay,
+                                               mirror_relay, out, repeats))
+    return rows
+
+
+#: HedgeDelay of the slow-ipfs section, in seconds.
+SLOW_HEDGE = 0.5
+
+
+def slow_config(top: Path, tag: str, state: Path, mirror_url: str, extra: list[str]) -> Path:
+    """An ipfs-xfer config of the slow-ipfs section: one mirror, HedgeDelay 0.5 s, `extra` lines."""
+    mirrorlist = top / f"slow-mirrorlist-{tag}"
+    mirrorlist.write_text(f"Server = {mirror_url}/$repo/os/$arch\n")
+    conf = top / f"slow-{tag}.conf"
+    write_config(conf, state, top / "slow-pacman.conf", mirrorlist, [f"HedgeDelay = {SLOW_HEDGE}s", "API = none", *extra])
+    return conf
+
+
+def received_bytes(state: Path, file_name: str) -> int:
+    """Bytes received for a file by the calls logged in `state`: every source's used and wasted bytes."""
+    total = 0
+    for line in (state / "transfers.log").read_text().splitlines():
+        fields = line.split("\t")
+        if fields[1] == file_name:
+            total += int(fields[2]) + sum(int(f[len("wasted="):]) for f in fields[6:] if f.startswith("wasted="))
+    return total
+
+
+def time_slow_gateway(top, root, file, size, gateway_relay, mirror_relay, out, repeats) -> list[tuple[str, str]]:
+    """ipfs-xfer racing the slow gateway and the fast mirror (a fresh StateDir each call: the first call of
+    a transaction) vs HedgeDelay + ipfs-xfer from the mirror alone, alternating which goes first."""
+    file_name, rel = file
+    url = f"{mirror_relay.url}/{rel}"
+    target = out / (file_name + ".part")
+    ratios, races, alones, received, relayed = [], [], [], [], []
+    for i in range(repeats):
+        tag = f"{file_name}-{i}"
+        race_state = top / f"slow-state-race-{tag}"
+        race = slow_config(top, f"race-{tag}", race_state, mirror_relay.url,
+                           [f"MirrorRoot = /ipfs/{root}", f"Gateway = {gateway_relay.url}"])
+        alone = slow_config(top, f"alone-{tag}", top / f"slow-state-alone-{tag}", mirror_relay.url, [])
+        times = {}
+        for which in (("race", "alone") if i % 2 == 0 else ("alone", "race")):
+            target.unlink(missing_ok=True)
+            before = gateway_relay.relayed() + mirror_relay.relayed()
+            times[which] = run_measured([str(BIN), "--config", str(race if which == "race" else alone), url,
+                                         str(target)])[0]
+            if which == "race":
+                relayed.append(gateway_relay.relayed() + mirror_relay.relayed() - before)
+        races.append(times["race"])
+        alones.append(times["alone"])
+        ratios.append(times["race"] / (SLOW_HEDGE + times["alone"]))
+        received.append(received_bytes(race_state, file_name))
+    mib = size // MiB
+    race, alone = statistics.mean(races), statistics.mean(alones)
+    return [
+        (f"slow gateway (200 kB/s) vs fast mirror (10 MB/s), {mib} MiB package: total / (HedgeDelay + mirror alone) "
+         f"(mean of {repeats})",
+         f"{statistics.mean(ratios):.2f} ({race:.2f} s vs {SLOW_HEDGE} + {alone:.2f} s)"),
+        (f"slow gateway vs fast mirror, {mib} MiB package: bytes received / file size (mean of {repeats})",
+         f"{statistics.mean(received) / size:.2f} (transfers.log; the relays sent {statistics.mean(relayed) / size:.2f})"),
+    ]
+
+
+def time_equal_sources(top, root, file, size, gateway_relay, mirror_relay, out, repeats) -> tuple[str, str]:
+    """ipfs-xfer from the gateway and the mirror at the same rate vs ipfs-xfer from the mirror alone, the
+    latter first in the same (fresh) StateDir: the race knows the mirror's rate as from earlier calls."""
+    file_name, rel = file
+    url = f"{mirror_relay.url}/{rel}"
+    target = out / (file_name + ".part")
+    races, alones = [], []
+    for i in range(repeats):
+        tag = f"equal-{file_name}-{i}"
+        state = top / f"slow-state-{tag}"
+        alone = slow_config(top, f"alone-{tag}", state, mirror_relay.url, [])
+        race = slow_config(top, f"race-{tag}", state, mirror_relay.url,
+                           [f"MirrorRoot = /ipfs/{root}", f"Gateway = {gateway_relay.url}"])
+        for conf, times in ((alone, alones), (race, races)):
+            target.unlink(missing_ok=True)
+            times.append(run_measured([str(BIN), "--config", str(conf), url, str(target)])[0])
+    race, alone = statistics.mean(races), statistics.mean(alones)
+    return (f"equal sources (both 5 MB/s), {size // MiB} MiB package: total / one source alone (mean of {repeats})",
+            f"{statistics.mean(r / a for r, a in zip(races, alones)):.2f} ({race:.2f} s vs {alone:.2f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
@@ -609,7 +719,7 @@ def main() -> None:
     parser.add_argument("--publish-mib", type=int, default=2048)
     parser.add_argument("--sync-rate", default="10m", help="nginx limit_rate for the rate-limited sync run")
     parser.add_argument("--only", choices=["per-call", "root", "big", "car", "hang", "cid", "publish", "sync", "segmented",
-                                           "arch-per-call", "arch-sw", "arch-rss"])
+                                           "slow-ipfs", "arch-per-call", "arch-sw", "arch-rss"])
     args = parser.parse_args()
     if not BIN.exists():
         raise SystemExit(f"{BIN} is missing: run `scripts/build-release.sh` first")
@@ -632,6 +742,8 @@ def main() -> None:
             rows += bench_publish(top, args.publish_mib)
         if args.only in (None, "segmented"):
             rows += bench_segmented(top, args.big_mib, max(args.repeats, 2))
+        if args.only in (None, "slow-ipfs"):
+            rows += bench_slow_ipfs(top, max(args.repeats, 3))
         if args.only in (None, "sync"):
             rows += bench_sync(top, max(args.repeats, 2), args.sync_rate)
         if args.only in (None, "arch-per-call"):

@@ -41,6 +41,12 @@ class Transfer:
         """The file was served without a size and sha256 to check it against (no db listed it)."""
         return "unverified" in self.flags
 
+    @property
+    def wasted(self) -> int:
+        """Bytes this source sent that were not used (``wasted=N``: overlap, a losing copy, a bad
+        range); 0 without the flag."""
+        return sum(int(flag.split("=", 1)[1]) for flag in self.flags if flag.startswith("wasted="))
+
 
 class XferSetup:
     """An ipfs-xfer config for one pacman sandbox, installed as its XferCommand."""

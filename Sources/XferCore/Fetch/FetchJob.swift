@@ -111,7 +111,7 @@ public struct FetchJob: Sendable {
         let board = showsProgress ? ProgressBoard() : self.board
         let line = ProgressLine(fileName: fileName, total: expectation.knownSize)
         let drawing = board.map { board in Task { await line.run(board: board) } }
-        let rates = state?.loadRates() ?? SourceRates()
+        let rates = plan.ipfs.isEmpty ? SourceRates() : state?.loadRates() ?? SourceRates()
         let rule = HedgeRule(
             delay: config.hedgeDelay,
             mirror: chain.first(where: { $0.kind == .mirror }).flatMap { rates.speed(of: $0.healthKey, now: now) }
@@ -173,7 +173,8 @@ public struct FetchJob: Sendable {
 
         do {
             try state?.updateHealth(changes, now: now)
-            try state?.updateRates(speeds, now: now)
+            // Rates steer the hedge between IPFS and the mirrors; without IPFS they would only cost.
+            if !plan.ipfs.isEmpty { try state?.updateRates(speeds, now: now) }
         } catch {
             warn("cannot update source health in \(config.stateDir): \(error)")
         }

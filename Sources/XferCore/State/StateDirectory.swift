@@ -44,13 +44,14 @@ public struct StateDirectory: Sendable {
         (try? FileSystem.readText(ratesPath)).map { SourceRates(text: $0[...]) } ?? SourceRates()
     }
 
-    /// Folds this call's measurements into the rates file under the state lock.
+    /// Folds this call's measurements into the rates file under the state lock (not fsynced:
+    /// the rates are a cache, and a call pays for every fsync).
     public func updateRates(_ samples: [(key: String, speed: Speed)], now: Int64) throws(SystemError) {
         guard !samples.isEmpty else { return }
         try locked(lockPath) { () throws(SystemError) in
             var rates = loadRates()
             for sample in samples { rates.record(sample.speed, for: sample.key, now: now) }
-            try FileSystem.writeAtomically(ratesPath, rates.text, mode: 0o664)
+            try FileSystem.writeAtomically(ratesPath, rates.text, mode: 0o664, durable: false)
         }
     }
 

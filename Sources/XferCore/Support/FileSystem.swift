@@ -76,26 +76,29 @@ public enum FileSystem {
     }
 
     /// Replaces `path` with `text` atomically: a temporary file in the same directory, then rename.
-    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(SystemError) {
-        try writeAtomically(path, bytes: Array(text.utf8), mode: mode)
+    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644, durable: Bool = true) throws(SystemError) {
+        try writeAtomically(path, bytes: Array(text.utf8), mode: mode, durable: durable)
     }
 
-    /// Replaces `path` with `bytes` atomically: a temporary file in the same directory, then rename.
-    public static func writeAtomically(_ path: String, bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
-        try stage(path, bytes: [bytes], mode: mode).commit()
+    /// Replaces `path` with `bytes` atomically: a temporary file in the same directory, then
+    /// rename. Not `durable`, it skips the fsync: for a cache whose loss in a crash costs nothing.
+    public static func writeAtomically(_ path: String, bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemError) {
+        try stage(path, bytes: [bytes], mode: mode, durable: durable).commit()
     }
 
-    /// Writes `bytes`, one buffer after the other (fsynced), to a temporary file beside `path`,
-    /// which ``StagedFile/commit()`` later puts in place atomically. `tag` tells apart two staged
-    /// at once for one path.
-    public static func stage(_ path: String, bytes: [[UInt8]], mode: mode_t = 0o644, tag: String = "") throws(SystemError) -> StagedFile {
+    /// Writes `bytes`, one buffer after the other (fsynced when `durable`), to a temporary file
+    /// beside `path`, which ``StagedFile/commit()`` later puts in place atomically. `tag` tells
+    /// apart two staged at once for one path.
+    public static func stage(
+        _ path: String, bytes: [[UInt8]], mode: mode_t = 0o644, tag: String = "", durable: Bool = true
+    ) throws(SystemError) -> StagedFile {
         let temporary = "\(path).tmp.\(getpid())\(tag)"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create \(temporary)") }
         fchmod(fd, mode)  // the mode asked for, whatever the umask
         do throws(SystemError) {
             for part in bytes { try writeAll(fd, part, path: temporary) }
-            guard fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }
+            guard !durable || fsync(fd) == 0 else { throw SystemError("fsync \(temporary)") }
         } catch {
             close(fd)
             unlink(temporary)
