@@ -184,11 +184,15 @@ public struct Seeder: Sendable {
         }
     }
 
-    /// Whether the last transfer of the file came from a trusted (local) gateway.
+    /// Whether the last transfer of the file came whole from a trusted (local) gateway: a file
+    /// shared with a mirror has only part of its blocks in the node.
     private func cameThroughGateway(_ fileName: String) -> Bool {
         let text = (try? FileSystem.readText(state.path + "/transfers.log")) ?? ""
-        let last = text.split(separator: "\n").reversed().lazy.compactMap(TransferLogEntry.init(line:)).first { $0.file == fileName }
-        return last?.kind == .gateway
+        let entries = text.split(separator: "\n").reversed().lazy.compactMap(TransferLogEntry.init(line:))
+            .filter { $0.file == fileName }
+        guard let last = entries.first, last.kind == .gateway else { return false }
+        // The lines of one transfer are written together, with one time, the main source's last.
+        return entries.prefix { $0.time == last.time }.allSatisfy { $0.kind == .gateway || $0.bytes == 0 }
     }
 
     private func announce(_ cid: CID, rpc: KuboRPC) async {
