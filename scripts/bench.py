@@ -743,7 +743,7 @@ def main() -> None:
         if args.only in (None, "segmented"):
             rows += bench_segmented(top, args.big_mib, max(args.repeats, 2))
         if args.only in (None, "slow-ipfs"):
-            rows += bench_slow_ipfs(top, max(args.repeats, 3))
+            rows += bench_slow_ipfs(top, args.repeats)
         if args.only in (None, "sync"):
             rows += bench_sync(top, max(args.repeats, 2), args.sync_rate)
         if args.only in (None, "arch-per-call"):

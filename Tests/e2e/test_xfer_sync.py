@@ -147,7 +147,8 @@ def test_ctrl_c_keeps_only_a_part_file_that_pacman_resumes(make_pacman, sync_mir
     setup = XferSetup(box, root, gateways=[gateway.url], hedge="0.2s", stall="5s")
     assert box.run("-Sy").returncode == 0
     huge = package_file(manifest, "sx-huge")
-    gateway.set_fault("slow", match=huge, times=1, rate=256 * KiB)
+    # Slow for every request: the gateway asks again for the part the dead mirror left.
+    gateway.set_fault("slow", match=huge, times=100, rate=256 * KiB)
     env = dict(os.environ, LANG="C", LC_ALL="C", no_proxy="127.0.0.1", NO_PROXY="127.0.0.1")
     process = subprocess.Popen(sync_command(setup, box, "-S", "sx-huge", *FIFTY[:4]), env=env, cwd=box.dir,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -173,6 +174,7 @@ def test_ctrl_c_keeps_only_a_part_file_that_pacman_resumes(make_pacman, sync_mir
     assert_cached(box, manifest, [n for n in FIFTY[:4] if package_file(manifest, n) in left])
     assert "sx-huge" not in box.installed()
     # pacman's own XferCommand call resumes the .part.
+    gateway.clear_faults()
     gateway.clear_log()
     result = box.run("-S", "sx-huge")
     assert result.returncode == 0, result.stdout + result.stderr
