@@ -73,6 +73,8 @@ final class PieceSink: TransferReceiver, @unchecked Sendable {
             done = board.commit(piece, count: allowed)
             written(board.contiguous)
         }
-        if done || allowed < chunk.count { throw Stop.reached }
+        // A piece that ends at the file's end lets its answer end by itself, so that what a
+        // source sends after the file (a CAR's extra blocks) is still judged.
+        if allowed < chunk.count || (done && offset + Int64(allowed) < board.size) { throw Stop.reached }
     }
 }

@@ -114,9 +114,13 @@ struct SharedDownload: Sendable {
             } catch let caught {
                 error = caught
             }
-            if board.close(assignment.piece) == .complete { continue }
+            let closing = board.close(assignment.piece)
             if Task.isCancelled { break }
-            if let error, Self.isStop(error) { continue }  // cut to nothing while its answer was on the way
+            if error == nil && closing == .complete { continue }
+            // Cut to nothing while its answer was on the way, or stopped at the cut.
+            if let error, Self.isStop(error) { continue }
+            // A source that failed after its last byte keeps the bytes it wrote (the whole is
+            // checked), but gets no more.
             failure = error ?? PieceSink.Stop.wrongLength(expected: Int64(assignment.range.count), actual: 0)
             board.fail(number)
             break
