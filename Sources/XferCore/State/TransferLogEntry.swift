@@ -31,6 +31,9 @@ public struct TransferLogEntry: Sendable, Equatable {
         self.wasted = wasted
     }
 
+    /// True for the line of a source none of whose bytes were used (it served no file).
+    public var isWasteOnly: Bool { bytes == 0 && wasted > 0 }
+
     /// The log line, newline included.
     public var line: String {
         let milliseconds = Int((seconds * 1000).rounded())

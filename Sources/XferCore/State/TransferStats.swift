@@ -27,7 +27,7 @@ public struct TransferStats: Sendable, Equatable {
     public init(state: StateDirectory) {
         let text = (try? FileSystem.readText(state.path + "/transfers.log")) ?? ""
         for entry in text.split(separator: "\n").compactMap(TransferLogEntry.init(line:)) {
-            if entry.bytes > 0 {
+            if !entry.isWasteOnly {
                 files[entry.kind, default: 0] += 1
                 bytes[entry.kind, default: 0] += entry.bytes
             }
@@ -151,7 +151,7 @@ public struct TransferStats: Sendable, Equatable {
 extension TransferStats.SourceLine {
     /// Counts one log line of this source.
     mutating func add(_ entry: TransferLogEntry) {
-        if entry.bytes > 0 { files += 1 }
+        if !entry.isWasteOnly { files += 1 }
         served += entry.bytes
         wasted += entry.wasted
     }
