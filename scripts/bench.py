@@ -24,9 +24,8 @@
              over all its connections), 4 MiB and 40 MiB packages, HedgeDelay 0.5 s, a fresh StateDir
              per call: ipfs-xfer vs HedgeDelay + ipfs-xfer from the mirror alone, and the bytes
              received (transfers.log: used + wasted) vs the file. Then both at 5 MB/s, 40 MiB: ipfs-xfer
-             vs ipfs-xfer from the mirror alone (run first in the same StateDir, so the mirror's rate
-             is remembered as from earlier calls; a 4 MiB file at 5 MB/s is done 0.3 s after
-             HedgeDelay, too soon to show sharing).
+             vs ipfs-xfer from the mirror alone (run first; a 4 MiB file at 5 MB/s is done 0.3 s
+             after HedgeDelay, too soon to show sharing).
   arch-per-call  N alternating calls for a 1 KiB package listed last in an Arch-size extra.db
              (14 000 entries, ~10 MB gzip) from nginx: ipfs-xfer vs `curl -L -C - -f -o %o %u`; the
              same with a one-package extra.db. The first call (which builds the StateDir index) is
@@ -691,7 +690,8 @@ def time_slow_gateway(top, root, file, size, gateway_relay, mirror_relay, out, r
 
 def time_equal_sources(top, root, file, size, gateway_relay, mirror_relay, out, repeats) -> tuple[str, str]:
     """ipfs-xfer from the gateway and the mirror at the same rate vs ipfs-xfer from the mirror alone, the
-    latter first in the same (fresh) StateDir: the race knows the mirror's rate as from earlier calls."""
+    latter first in the same (fresh) StateDir (a call without IPFS remembers no rates: the race starts
+    from the assumed mirror speed, as the first call of a transaction does)."""
     file_name, rel = file
     url = f"{mirror_relay.url}/{rel}"
     target = out / (file_name + ".part")

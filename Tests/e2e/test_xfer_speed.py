@@ -281,7 +281,8 @@ def test_a_fast_gateway_is_not_held_up_by_a_slow_mirror(speed, speed_gateway, ma
 def test_two_equal_sources_share_the_file(speed, speed_gateway, make_pacman, make_nginx):
     """A gateway and a mirror both at 5 MB/s, 40 MiB: the file arrives in about half the time of one
     source (≤ 0.7 ×), both send part of it, and little is received twice. The one-source run goes
-    first in the same StateDir, so the mirror's rate is known, as it would be from earlier calls."""
+    first in the same StateDir; a call without IPFS remembers no rates, so the race starts from the
+    assumed mirror speed and the cuts correct it as the rates are measured."""
     nginx = make_nginx({"m": NginxMirror(speed.manifest.root)})
     size, file = speed.package(BIG).size, speed.file(BIG)
     with Throttle(speed_gateway.port, 5_000_000) as gw, Throttle(nginx.port("m"), 5_000_000) as mirror:
