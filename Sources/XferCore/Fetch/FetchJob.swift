@@ -126,7 +126,8 @@ public struct FetchJob: Sendable {
                record: record, fileCID: fileCID, mapping: mapping, down: reader.down, workspace: workspace, board: board) {
             delivery = segmented.delivery(fileName: fileName, now: now)
             changes = segmented.healthChanges
-        } else if case .exact(let record) = expectation, !ipfs.isEmpty, !chain.isEmpty {
+        } else if case .exact(let record) = expectation, record.size >= SharedDownload.minimumSize, !ipfs.isEmpty,
+                  !chain.isEmpty {
             shared = await fetchShared(
                 record: record, ipfs: ipfs, chain: chain, rates: rates, now: now, workspace: workspace, board: board,
                 fileName: fileName)

@@ -31,6 +31,10 @@ struct SharedDownload: Sendable {
         var remembered: Speed?
     }
 
+    /// Smaller packages are raced whole (by the same hedge rule): sharing would save them less
+    /// than its set-up costs pacman's per-file call, and a copy fetched twice costs little.
+    static let minimumSize: Int64 = 1 << 20
+
     let size: Int64
     /// Started at once.
     let ipfs: [Participant]
