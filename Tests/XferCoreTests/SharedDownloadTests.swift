@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func aNewcomerTakesTheFarEndCutWhereBothFinishTogether() throws {
-        let board = PieceBoard(size: 4_000_000, ranges: [0..<4_000_000])
+        let board = PieceBoard(size: 4_000_000, ranges: [0..<4_000_000], silentAfter: 1)
         let slow = progress(bytes: 60_000, over: 0.3)  // ~200 KB/s
         let gateway = board.join(progress: slow, remembered: nil, isIPFS: true)
         let first = try #require(board.next(for: gateway, now: Monotonic.nanoseconds()))
@@ -86,14 +86,14 @@ import Testing
     }
 
     @Test func aSilentHolderLosesItsWholePieceAndIsCancelled() throws {
-        let board = PieceBoard(size: 1_000_000, ranges: [0..<1_000_000])
+        let board = PieceBoard(size: 1_000_000, ranges: [0..<1_000_000], silentAfter: 1)
         let hung = TransferProgress()
         let gateway = board.join(progress: hung, remembered: nil, isIPFS: true)
         let first = try #require(board.next(for: gateway, now: Monotonic.nanoseconds()))
         let cancelled = Flag()
         board.attach(first.0.piece) { cancelled.set() }
         let mirrorNumber = board.join(progress: TransferProgress(), remembered: mirror, isIPFS: false)
-        let later = Monotonic.nanoseconds() + UInt64(PieceBoard.silentAfter * 1e9) + 1
+        let later = Monotonic.nanoseconds() + UInt64(board.silentAfter * 1e9) + 1
         let (taken, cancelling) = try #require(board.next(for: mirrorNumber, now: later))
         #expect(taken.range == 0..<1_000_000)
         cancelling?()
@@ -107,7 +107,7 @@ import Testing
     }
 
     @Test func aShortPieceFreesItsRestForTheOthers() throws {
-        let board = PieceBoard(size: 100_000, ranges: [10_000..<100_000])
+        let board = PieceBoard(size: 100_000, ranges: [10_000..<100_000], silentAfter: 1)
         let one = board.join(progress: TransferProgress(), remembered: nil, isIPFS: true)
         let piece = try #require(board.next(for: one, now: Monotonic.nanoseconds())).0
         _ = board.commit(piece.piece, count: board.reserve(piece.piece, count: 30_000).allowed)

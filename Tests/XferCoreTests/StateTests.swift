@@ -1,3 +1,5 @@
+import Glibc
+import Synchronization
 import Testing
 @testable import XferCore
 
@@ -97,5 +99,51 @@ import Testing
         workspace.preparePrefix(resumable: false, limit: nil)
         #expect(workspace.takePrefix() == nil)
         #expect(FileSystem.listDirectory(directory.path).isEmpty)
+    }
+
+    /// pacman 7.1 leaks `CacheDir/download-XXXXXX/` when a download is interrupted and gives the
+    /// next run a fresh one; a run without DownloadUser leaves its temporary file in CacheDir.
+    @Test func workspaceTakesOverPartialsFromOtherSandboxDirectories() throws {
+        let cache = try TemporaryDirectory()
+        let name = "p.pkg.tar.zst.part"
+        try cache.write("download-AAAAAA/\(name)", [1, 2, 3, 4])
+        try cache.write("download-BBBBBB/.\(name).xfer-77-1", [1, 2, 3, 4, 5, 6])
+        try cache.write("download-BBBBBB/other.pkg.tar.zst.part", [9])
+        try cache.write(".\(name).xfer-66-1", [1, 2])
+        try cache.write("download-CCCCCC/.keep", [])
+        let workspace = Workspace(output: cache.path + "/download-CCCCCC/\(name)")
+        workspace.preparePrefix(resumable: true, limit: 100)
+        let prefix = try #require(workspace.takePrefix())
+        #expect(try FileSystem.readBytes(prefix) == [1, 2, 3, 4, 5, 6], "the largest of all")
+        #expect(FileSystem.directoryName(prefix) == cache.path + "/download-CCCCCC")
+        #expect(!FileSystem.exists(cache.path + "/download-AAAAAA"), "an emptied leaked directory is removed")
+        #expect(FileSystem.listDirectory(cache.path + "/download-BBBBBB") == ["other.pkg.tar.zst.part"])
+        #expect(!FileSystem.exists(cache.path + "/.\(name).xfer-66-1"))
+        workspace.removeTemporaryFiles()
+    }
+
+    @Test func workspaceInCacheDirLooksInLeakedSandboxDirectories() throws {
+        let cache = try TemporaryDirectory()
+        try cache.write("download-AAAAAA/p.pkg.tar.zst.part", [1, 2, 3])
+        let workspace = Workspace(output: cache.path + "/p.pkg.tar.zst.part")
+        workspace.preparePrefix(resumable: true, limit: 100)
+        #expect(try FileSystem.readBytes(try #require(workspace.takePrefix())) == [1, 2, 3])
+        #expect(!FileSystem.exists(cache.path + "/download-AAAAAA"))
+        workspace.removeTemporaryFiles()
+    }
+
+    @Test func aTransactionWideWarningIsSaidOncePerTransaction() throws {
+        let directory = try TemporaryDirectory()
+        let warnings = TransactionWarnings(.thisProcess, directory: directory.path)
+        let said = Mutex<[String]>([])
+        for _ in 0..<3 { warnings.once("state", "StateDir is not writable") { message in said.withLock { $0.append(message) } } }
+        warnings.once("resolve", "the resolver is down") { message in said.withLock { $0.append(message) } }
+        #expect(said.withLock { $0 } == ["StateDir is not writable", "the resolver is down"])
+        // Another transaction (here: the parent process) is told again.
+        TransactionWarnings(.parent, directory: directory.path).once("state", "again") { message in
+            said.withLock { $0.append(message) }
+        }
+        #expect(said.withLock { $0 }.last == "again")
+        #expect(TransactionWarnings.startTime(of: getpid()) != nil)
     }
 }

@@ -4,6 +4,9 @@ public enum FetchError: Error, CustomStringConvertible {
     case outputNotWritable(directory: String, user: String)
     /// Every source failed; each one's reason, in the order they were tried.
     case allSourcesFailed(file: String, reasons: [String])
+    /// A signature every source answered 404 for: the usual answer for Arch's unsigned
+    /// databases, which pacman takes as "not signed" (pacman's own downloader says nothing).
+    case noSignature(file: String)
     /// The winning file could not be put in place.
     case system(SystemError)
 
@@ -14,6 +17,8 @@ public enum FetchError: Error, CustomStringConvertible {
                 + "directory; do not combine DownloadUser with DisableSandbox)"
         case .allSourcesFailed(let file, let reasons):
             "\(file): no source could serve it (\(reasons.joined(separator: "; ")))"
+        case .noSignature(let file):
+            "\(file): no server has it (404 from every source)"
         case .system(let error):
             error.description
         }

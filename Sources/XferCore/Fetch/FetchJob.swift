@@ -37,6 +37,8 @@ public struct FetchJob: Sendable {
     public var keepsPartialOutput = false
     /// Whether the HTTP mirrors may serve the file; without them only IPFS sources race.
     public var usesMirrors = true
+    /// Which warnings are said once per transaction, and whose transaction this call is part of.
+    public var warnings = TransactionWarnings(.parent)
 
     public init(
         url: String, output: String, config: XferConfig, userAgent: String?, showsProgress: Bool,
@@ -54,6 +56,7 @@ public struct FetchJob: Sendable {
     public func run() async throws -> Outcome {
         // libcurl's start-up (global init, the multi handle) runs on its own thread, overlapping
         // with the work below instead of waiting for the first transfer.
+        let callStart = Monotonic.nanoseconds()
         CurlMulti.prepareInBackground()
         let directory = FileSystem.directoryName(output)
         guard access(directory, W_OK) == 0 else {
@@ -69,7 +72,7 @@ public struct FetchJob: Sendable {
         let now = Int64(time(nil))
         let health = state?.loadHealth() ?? SourceHealth()
         let isDatabase = mapping.file?.isDatabaseOrItsSignature ?? false
-        let choice = mapping.file == nil ? nil : await RootLookup(config: config, userAgent: userAgent, warn: warn)
+        let choice = mapping.file == nil ? nil : await RootLookup(config: config, userAgent: userAgent, warn: warn, warnings: warnings)
             .choose(state: state, now: now, waitForFresh: isDatabase)
         // Reads at the root wait at most this long, and skip sources known to be down.
         let reader = RootFileReader(
@@ -121,6 +124,8 @@ public struct FetchJob: Sendable {
         var speeds: [(key: String, speed: Speed)] = []
         var reasons: [String] = []
         var shared: SharedResult?
+        /// Every source that answered said 404.
+        var nowhere = false
         if case .exact(let record) = expectation, let fileCID = indexed?.cid,
            let segmented = await fetchSegmented(
                record: record, fileCID: fileCID, mapping: mapping, down: reader.down, workspace: workspace, board: board) {
@@ -144,6 +149,8 @@ public struct FetchJob: Sendable {
             let result = await race.run()
             changes += Self.healthChanges(result)
             speeds += result.speeds
+            let answers = result.failures.filter { !$0.wasCancelled }.map(\.error)
+            nowhere = !answers.isEmpty && answers.allSatisfy { ($0 as? TransferError) == .status(404) }
             reasons += result.failures.filter { !$0.wasCancelled }.map { "\($0.source.label): \($0.error)" }
             delivery = result.winner.map { winner in
                 let outcome = Outcome(
@@ -169,18 +176,19 @@ public struct FetchJob: Sendable {
         }
         drawing?.cancel()
         await drawing?.value
-        // Work for the next calls gets a moment more, but never holds this one up for long.
-        await Self.finish(choice?.refresh, indexRefresh, within: 0.5)
 
         do {
             try state?.updateHealth(changes, now: now)
             // Rates steer the hedge between IPFS and the mirrors; without IPFS they would only cost.
             if !plan.ipfs.isEmpty { try state?.updateRates(speeds, now: now) }
         } catch {
-            warn("cannot update source health in \(config.stateDir): \(error)")
+            warnings.once("state", "cannot update source health in \(config.stateDir): \(error)", warn: warn)
         }
         guard let delivery else {
             if showsProgress { line.clear() }
+            // A signature no server has is how pacman learns a repo is unsigned (DatabaseOptional).
+            await Self.finish(choice?.refresh, indexRefresh, within: 0)
+            if nowhere, mapping.file?.kind == .signature { throw FetchError.noSignature(file: fileName) }
             throw FetchError.allSourcesFailed(
                 file: fileName, reasons: reasons.isEmpty ? ["no source is configured for it"] : reasons)
         }
@@ -203,8 +211,11 @@ public struct FetchJob: Sendable {
         do {
             for entry in delivery.logEntries { try state?.log(entry) }
         } catch {
-            warn("cannot write the transfer log in \(config.stateDir): \(error)")
+            warnings.once("log", "cannot write the transfer log in \(config.stateDir): \(error)", warn: warn)
         }
+        // Work for the next calls (the root's refresh, its index) may finish until HedgeDelay
+        // after the start; past that it is left to a later call, and this one ends now.
+        await Self.finish(choice?.refresh, indexRefresh, within: config.hedgeDelay - Monotonic.seconds(since: callStart))
         return outcome
     }
 
@@ -237,11 +248,15 @@ public struct FetchJob: Sendable {
         _ choice: RootLookup.Choice, mapping: URLMapper.Mapping, file: RepoFile, state: StateDirectory?,
         reader: RootFileReader
     ) async -> Bool {
-        let freshness = FreshnessGuard(config: config, userAgent: userAgent, timeout: reader.timeout, down: reader.down)
-        async let mirror = freshness.mirrorLastUpdate(mapping: mapping, file: file)
+        // Bounded by HedgeDelay: on a hung gateway the database then comes from the mirror in
+        // HedgeDelay plus the mirror's own time.
+        let limit = config.hedgeDelay
+        let freshness = FreshnessGuard(config: config, userAgent: userAgent, timeout: limit, down: reader.down)
+        async let mirror = Deadline.value(within: limit) { await freshness.mirrorLastUpdate(mapping: mapping, file: file) }
         var rootTime = choice.resolved?.lastUpdate
         if rootTime == nil {
-            rootTime = await freshness.rootLastUpdate(root: choice.root)
+            let root = choice.root
+            rootTime = await Deadline.value(within: limit) { await freshness.rootLastUpdate(root: root) }
             if let state, var resolved = choice.resolved, let rootTime, let configured = config.mirrorRoot {
                 resolved.lastUpdate = rootTime
                 try? RootCache(state: state).store(resolved, for: configured.description)
@@ -250,7 +265,7 @@ public struct FetchJob: Sendable {
         return FreshnessGuard.allowsIPFS(root: rootTime, mirror: await mirror)
     }
 
-    /// Waits for the tasks given at most `seconds`, then cancels what is left (a task stuck in a
+    /// Waits for the tasks given at most `seconds` (none when it is 0 or less), then cancels what is left (a task stuck in a
     /// read that ignores cancellation is left behind; the process ends soon after).
     ///
     /// With none, it returns before building a list: the first use of an array of tasks costs
@@ -297,13 +312,16 @@ public struct FetchJob: Sendable {
         }
     }
 
-    /// Opens StateDir, or says once why it cannot and carries on without it.
+    /// Opens StateDir, or says (once per transaction) why it cannot and carries on without it.
     private func openState() -> StateDirectory? {
         do {
             return try StateDirectory(path: config.stateDir)
         } catch {
-            warn("StateDir \(config.stateDir) is not writable by \(Self.currentUser()) (\(error)); "
-                + "sources that are down will be retried on every call")
+            warnings.once(
+                "state",
+                "StateDir \(config.stateDir) is not writable by \(Self.currentUser()) (\(error)); "
+                    + "sources that are down will be retried on every call (said once per transaction)",
+                warn: warn)
             return nil
         }
     }

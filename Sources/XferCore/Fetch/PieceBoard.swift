@@ -27,8 +27,6 @@ final class PieceBoard: Sendable {
     static let minimumGain: Double = 0.05
     /// No piece is cut smaller than this.
     static let minimumCut: Int64 = 4 << 10
-    /// A participant without a first byte for this long counts as silent (rate 0).
-    static let silentAfter: Double = 1
 
     private struct Piece {
         var participant: Int
@@ -58,11 +56,15 @@ final class PieceBoard: Sendable {
 
     /// The file's size.
     let size: Int64
+    /// A participant without a first byte for this long counts as silent (rate 0): the hedge
+    /// delay, after which the hedge rule calls a source silent too.
+    let silentAfter: Double
     private let state: Mutex<State>
 
     /// A board for the `ranges` of a file of `size` bytes still to fetch.
-    init(size: Int64, ranges: [Range<Int64>]) {
+    init(size: Int64, ranges: [Range<Int64>], silentAfter: Double) {
         self.size = size
+        self.silentAfter = silentAfter
         state = Mutex(State(free: ranges.filter { !$0.isEmpty }.sorted { $0.lowerBound < $1.lowerBound }))
     }
 
@@ -94,7 +96,7 @@ final class PieceBoard: Sendable {
             var best: (index: Int, cut: Int64, finish: Double)?
             for (index, piece) in state.pieces.enumerated()
             where piece.isOpen && piece.participant != participant && piece.reserved < piece.limit {
-                let holderRate = Self.rate(of: state.participants[piece.participant], now: now) ?? 0
+                let holderRate = rate(of: state.participants[piece.participant], now: now)
                 let left = Double(piece.limit - piece.reserved)
                 let finish = holderRate > 0 ? left / holderRate : .infinity
                 let cut: Int64
@@ -129,13 +131,13 @@ final class PieceBoard: Sendable {
 
     /// A participant's rate now: measured over the last second, else remembered, else the
     /// assumed mirror's; 0 for one silent since its start.
-    private static func rate(of participant: Participant, now: UInt64) -> Double? {
+    private func rate(of participant: Participant, now: UInt64) -> Double {
         if let measured = participant.progress.rate(now: now) { return measured }
         if participant.progress.firstByteSeconds == nil
             && Double(now &- participant.progress.startTime) / 1e9 >= silentAfter {
             return 0
         }
-        return expectedRate(of: participant)
+        return Self.expectedRate(of: participant)
     }
 
     /// What a participant is expected to do before it is measured.

@@ -50,7 +50,7 @@ struct SharedDownload: Sendable {
         ranges: [Range<Int64>], fd: Int32, path: String, board progressBoard: ProgressBoard?,
         written: @escaping @Sendable (Int64) -> Void
     ) async -> (complete: Bool, contributions: [Contribution]) {
-        let board = PieceBoard(size: size, ranges: ranges)
+        let board = PieceBoard(size: size, ranges: ranges, silentAfter: rule.delay)
         let start = Monotonic.nanoseconds()
         let ends = await withTaskGroup(of: [Contribution].self) { group in
             for participant in ipfs {

@@ -25,18 +25,56 @@ public final class Workspace: Sendable {
     }
 
     /// Gathers `%o` and files left by killed runs: the largest one below `limit` bytes is kept to
-    /// resume from when `resumable`; everything else is deleted.
+    /// resume from when `resumable`; everything else is deleted. A resumable file also looks in
+    /// pacman 7.1's other download directories (``strayPartials()``).
     public func preparePrefix(resumable: Bool, limit: Int64?) {
         var candidates = FileSystem.listDirectory(directory, prefix: prefixName).map { "\(directory)/\($0)" }
         if FileSystem.exists(output) {
             let moved = temporaryPath()
             if rename(output, moved) == 0 { candidates.append(moved) } else { unlink(output) }
         }
+        if resumable { candidates += strayPartials() }
         let sized = candidates.compactMap { path in FileSystem.fileSize(path).map { (path, $0) } }
         let best = sized.filter { resumable && $0.1 > 0 && $0.1 < (limit ?? .max) }.max { $0.1 < $1.1 }
         for (path, _) in sized where path != best?.0 { unlink(path) }
         pool.withLock { $0 = best }
     }
+
+    /// Partial files of this download that pacman 7.1 left where it will not look again, taken
+    /// over into this directory: in the sibling `download-XXXXXX` directories of a sandboxed
+    /// `%o` (an interrupted transaction leaks its directory) and in the CacheDir above it (a run
+    /// without DownloadUser killed mid-file), or, for a `%o` in CacheDir itself, in the
+    /// `download-*` directories below it. Each is moved (or, from a directory this user cannot
+    /// write, copied) to a fresh temporary path; a `download-*` directory emptied so is removed.
+    func strayPartials() -> [String] {
+        let name = FileSystem.baseName(output)
+        var places: [String] = []
+        var parent = directory
+        if FileSystem.baseName(directory).hasPrefix(Self.sandboxPrefix) {
+            parent = FileSystem.directoryName(directory)
+            places.append(parent)
+        }
+        for sibling in FileSystem.listDirectory(parent, prefix: Self.sandboxPrefix) where "\(parent)/\(sibling)" != directory {
+            places.append("\(parent)/\(sibling)")
+        }
+        var taken: [String] = []
+        for place in places {
+            let found = [name].filter { FileSystem.exists("\(place)/\($0)") }
+                + FileSystem.listDirectory(place, prefix: prefixName)
+            for file in found {
+                let source = "\(place)/\(file)"
+                let target = temporaryPath()
+                if rename(source, target) == 0 || (try? FileSystem.copyFile(source, to: target)) != nil {
+                    taken.append(target)
+                }
+            }
+            if place != parent && !found.isEmpty { rmdir(place) }  // only when nothing else is in it
+        }
+        return taken
+    }
+
+    /// How pacman 7.1 names its temporary download directories (`download-XXXXXX`).
+    static let sandboxPrefix = "download-"
 
     /// Takes the partial file to resume from, if any.
     public func takePrefix() -> String? {

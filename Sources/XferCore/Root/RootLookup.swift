@@ -22,6 +22,8 @@ public struct RootLookup: Sendable {
     let config: XferConfig
     let userAgent: String?
     let warn: @Sendable (String) -> Void
+    /// A resolver that failed is said once per transaction.
+    var warnings = TransactionWarnings(.thisProcess)
 
     /// Chooses the root for a call; `waitForFresh` when the file is a database.
     func choose(state: StateDirectory?, now: Int64, waitForFresh: Bool) async -> Choice? {
@@ -87,7 +89,7 @@ public struct RootLookup: Sendable {
                 return resolved
             } catch {
                 if let cached, cached.isUsableStale(now: now, limit: config.rootStaleLimit) { return cached }
-                warn("\(error)")
+                warnings.once("resolve", "\(error)", warn: warn)
                 return nil
             }
         }

@@ -64,6 +64,7 @@ final class ServeStore: Sendable {
             url: "http://127.0.0.1" + path, output: output, config: config, userAgent: userAgent,
             showsProgress: false, warn: warn)
         job.usesMirrors = false
+        job.warnings = TransactionWarnings(.thisProcess)
         let race = job
         let limit = config.serveTimeout
         return await withTaskGroup(of: Ready?.self) { group in

@@ -188,6 +188,35 @@ public enum FileSystem {
         unlink(path)
     }
 
+    /// Copies the file at `source` to a new file at `target` (which must not exist), `0644`.
+    public static func copyFile(_ source: String, to target: String) throws(SystemError) {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw SystemError("open \(source)") }
+        defer { close(input) }
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard output >= 0 else { throw SystemError("create \(target)") }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else {
+                unlink(target)
+                throw SystemError("read \(source)")
+            }
+            if count == 0 { return }
+            let written = buffer.withUnsafeBytes { bytes in
+                Result { () throws(SystemError) in
+                    try writeAll(output, UnsafeRawBufferPointer(rebasing: bytes[0..<count]), path: target)
+                }
+            }
+            if case .failure(let error) = written {
+                unlink(target)
+                throw error
+            }
+        }
+    }
+
     /// The names in a directory that start with `prefix`, without `.` and `..`; empty when it
     /// cannot be read.
     ///

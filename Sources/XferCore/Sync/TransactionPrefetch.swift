@@ -166,6 +166,7 @@ public struct TransactionPrefetch: Sendable {
         job.knownExpectation = item.expectation
         job.board = board
         job.keepsPartialOutput = item.expectation.isResumable
+        job.warnings = TransactionWarnings(.thisProcess)
         do {
             let outcome = try await job.run()
             guard rename(final + ".part", final) == 0 else {

@@ -32,6 +32,8 @@ extension IPFSXferCommand {
                     warn: { Diagnostics.warn($0) })
                 _ = try await job.run()
                 return true
+            } catch FetchError.noSignature {
+                return false  // a missing optional signature: a failed call, quietly, as pacman's own downloader
             } catch {
                 Diagnostics.error(error)
                 return false
