@@ -132,6 +132,19 @@ import Testing
         workspace.removeTemporaryFiles()
     }
 
+    @Test func workspaceSweepsOtherDownloadsTemporaryFilesADayOld() throws {
+        let cache = try TemporaryDirectory()
+        try cache.write(".old.pkg.tar.zst.part.xfer-123-1", [1])
+        try cache.write(".new.pkg.tar.zst.part.xfer-124-1", [1])
+        try cache.write(".hidden-but-not-ours", [1])
+        var old = [timespec(tv_sec: time(nil) - 2 * 86_400, tv_nsec: 0), timespec(tv_sec: time(nil) - 2 * 86_400, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, cache.path + "/.old.pkg.tar.zst.part.xfer-123-1", &old, 0) == 0)
+        let workspace = Workspace(output: cache.path + "/p.pkg.tar.zst.part")
+        workspace.preparePrefix(resumable: true, limit: 100)
+        #expect(FileSystem.listDirectory(cache.path).sorted() == [".hidden-but-not-ours", ".new.pkg.tar.zst.part.xfer-124-1"])
+        workspace.removeTemporaryFiles()
+    }
+
     @Test func aTransactionWideWarningIsSaidOncePerTransaction() throws {
         let directory = try TemporaryDirectory()
         let warnings = TransactionWarnings(.thisProcess, directory: directory.path)

@@ -42,4 +42,18 @@ int xfer_caught_signal(void);
 /// every caught signal back to its default and no signal blocked. Returns the pid, or -1 with errno.
 pid_t xfer_spawn(char *const argv[], int stdout_fd);
 
+/// For pacman's per-file call: on SIGINT, SIGTERM or SIGHUP, the largest registered partial file
+/// (cut to the bytes known to be right) becomes `output`, the others are deleted, and the
+/// process ends by the signal. Returns 0, or -1 when the handler could not be installed.
+int xfer_partials_begin(const char *output);
+
+/// Registers a temporary file; returns its slot, or -1 when all are taken.
+int xfer_partials_add(const char *path);
+
+/// Says that only the first `valid` bytes of a slot's file are right (-1: all of them).
+void xfer_partials_set_valid(int slot, long long valid);
+
+/// Forgets a slot (its file was renamed or deleted).
+void xfer_partials_remove(int slot);
+
 #endif

@@ -81,6 +81,7 @@ extension FetchJob {
         }
         guard let layout, layout.size == UInt64(record.size), layout.leaves.count > 1 else { return nil }
         let path = workspace.temporaryPath()
+        workspace.markValid(path, upTo: 0)  // segments arrive in any order: nothing to keep on an interrupt
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -38,8 +38,13 @@ extension FetchJob {
             rule: HedgeRule(delay: config.hedgeDelay, mirror: mirrorSpeed), timeouts: timeouts)
         guard let hasher = try? FileHasher(fd: fd, path: path) else { return nil }
         hasher.advance(to: prefixSize)
+        workspace.markValid(path, upTo: prefixSize)  // an interrupt keeps the run from byte 0 only
         let (complete, first) = await download.run(
-            ranges: [prefixSize..<record.size], fd: fd, path: path, board: board, written: { hasher.advance(to: $0) })
+            ranges: [prefixSize..<record.size], fd: fd, path: path, board: board,
+            written: { contiguous in
+                hasher.advance(to: contiguous)
+                workspace.markValid(path, upTo: contiguous)
+            })
         var contributions = first
         var blamed: [String] = []
         guard complete else {

@@ -37,6 +37,9 @@ public struct FetchJob: Sendable {
     public var keepsPartialOutput = false
     /// Whether the HTTP mirrors may serve the file; without them only IPFS sources race.
     public var usesMirrors = true
+    /// Whether SIGINT, SIGTERM and SIGHUP leave the best partial package as `output` (pacman's
+    /// per-file call: the `.part` pacman resumes) rather than end with hidden temporary files.
+    public var leavesPartialOnSignal = false
     /// Which warnings are said once per transaction, and whose transaction this call is part of.
     public var warnings = TransactionWarnings(.parent)
 
@@ -106,7 +109,7 @@ public struct FetchJob: Sendable {
             chain = usesMirrors ? Array(plan.mirrors.prefix(1)) : []  // the plan's mirrors start with `%u`
         }
 
-        let workspace = Workspace(output: output)
+        let workspace = Workspace(output: output, leavesPartialOnSignal: leavesPartialOnSignal && expectation.isResumable)
         workspace.preparePrefix(resumable: expectation.isResumable, limit: expectation.knownSize)
         var keepsPrefix = keepsPartialOutput
         defer { workspace.removeTemporaryFiles(keepingPrefix: keepsPrefix) }

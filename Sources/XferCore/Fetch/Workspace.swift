@@ -1,3 +1,4 @@
+import CForkReader
 import Glibc
 import Synchronization
 
@@ -12,23 +13,59 @@ public final class Workspace: Sendable {
     private let prefixName: String
     private let counter = Atomic<Int>(0)
     private let pool = Mutex<(path: String, size: Int64)?>(nil)
+    /// Whether an interrupt leaves the best temporary file as the output (pacman's per-file call).
+    private let leavesPartialOnSignal: Bool
+    /// The temporary files the interrupt handler knows, by path.
+    private let registered = Mutex<[(path: String, slot: Int32)]>([])
 
-    public init(output: String) {
+    /// The workspace of `output`; with `leavesPartialOnSignal`, SIGINT, SIGTERM and SIGHUP leave
+    /// the largest temporary file (cut to its bytes known to be right) as the output, the
+    /// `.part` pacman resumes, instead of hidden files pacman never looks at.
+    public init(output: String, leavesPartialOnSignal: Bool = false) {
         self.output = output
+        self.leavesPartialOnSignal = leavesPartialOnSignal && xfer_partials_begin(output) == 0
         self.directory = FileSystem.directoryName(output)
         self.prefixName = ".\(FileSystem.baseName(output)).xfer-"
     }
 
     /// A fresh temporary path in the output's directory.
     public func temporaryPath() -> String {
-        "\(directory)/\(prefixName)\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)"
+        let path = "\(directory)/\(prefixName)\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)"
+        if leavesPartialOnSignal {
+            let slot = xfer_partials_add(path)
+            if slot >= 0 { registered.withLock { $0.append((path, slot)) } }
+        }
+        return path
+    }
+
+    /// Says that only the first `bytes` of the temporary file at `path` are right (a download
+    /// shared between sources writes pieces out of order).
+    func markValid(_ path: String, upTo bytes: Int64) {
+        guard leavesPartialOnSignal, let slot = registered.withLock({ $0.first { $0.path == path }?.slot }) else { return }
+        xfer_partials_set_valid(slot, bytes)
+    }
+
+    /// Takes every temporary file out of the interrupt handler's hands.
+    private func forgetRegistered() {
+        guard leavesPartialOnSignal else { return }
+        for entry in registered.withLock({ $0 }) { xfer_partials_remove(entry.slot) }
+        registered.withLock { $0.removeAll() }
     }
 
     /// Gathers `%o` and files left by killed runs: the largest one below `limit` bytes is kept to
     /// resume from when `resumable`; everything else is deleted. A resumable file also looks in
     /// pacman 7.1's other download directories (``strayPartials()``).
     public func preparePrefix(resumable: Bool, limit: Int64?) {
-        var candidates = FileSystem.listDirectory(directory, prefix: prefixName).map { "\(directory)/\($0)" }
+        // One pass over the directory (CacheDir holds thousands of packages) finds this file's
+        // temporary files and, among other hidden ones, stale temporary files of other downloads.
+        var candidates: [String] = []
+        for name in FileSystem.listDirectory(directory, prefix: ".") {
+            if name.hasPrefix(prefixName) {
+                candidates.append("\(directory)/\(name)")
+            } else if Self.isStaleTemporaryFile(name, in: directory) {
+                unlink("\(directory)/\(name)")
+            }
+        }
         if FileSystem.exists(output) {
             let moved = temporaryPath()
             if rename(output, moved) == 0 { candidates.append(moved) } else { unlink(output) }
@@ -73,6 +110,20 @@ public final class Workspace: Sendable {
         return taken
     }
 
+    /// After this many seconds untouched, another download's temporary file is taken to be a
+    /// killed run's that nobody will resume (pacman asks for the same file again soon or never).
+    static let staleAge: Int = 86_400
+
+    /// True for a temporary file of ours (`.<name>.xfer-<pid>-<n>`) untouched for a day.
+    static func isStaleTemporaryFile(_ name: String, in directory: String) -> Bool {
+        guard let marker = name.firstRange(ofLiteral: ".xfer-") else { return false }
+        let tail = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        guard tail.count == 2, Int(tail[0]) != nil, Int(tail[1]) != nil else { return false }
+        var info = stat()
+        guard lstat("\(directory)/\(name)", &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
+        return Int(time(nil)) - info.st_mtim.tv_sec > staleAge
+    }
+
     /// How pacman 7.1 names its temporary download directories (`download-XXXXXX`).
     static let sandboxPrefix = "download-"
 
@@ -100,14 +151,16 @@ public final class Workspace: Sendable {
         if let discarded { unlink(discarded) }
     }
 
-    /// Makes `path` the output, atomically.
+    /// Makes `path` the output, atomically (an interrupt from here on leaves it alone).
     public func promote(_ path: String) throws(SystemError) {
+        forgetRegistered()
         guard rename(path, output) == 0 else { throw SystemError("rename \(path) to \(output)") }
     }
 
     /// Deletes this call's temporary files; the pooled prefix becomes the output when
     /// `keepingPrefix` (for a later run to resume) and is deleted otherwise.
     public func removeTemporaryFiles(keepingPrefix: Bool = false) {
+        forgetRegistered()
         if keepingPrefix, let prefix = takePrefix(), rename(prefix, output) != 0 {
             unlink(prefix)
         }

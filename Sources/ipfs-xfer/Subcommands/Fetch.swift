@@ -25,11 +25,12 @@ extension IPFSXferCommand {
         static func execute(config: String?, url: String, output: String) async -> Bool {
             do {
                 let settings = try XferConfig.load(path: config)
-                let job = FetchJob(
+                var job = FetchJob(
                     url: url, output: output, config: settings,
                     userAgent: getenv("HTTP_USER_AGENT").map { String(cString: $0) } ?? "ipfs-xfer/0.1.0",
                     showsProgress: ProgressLine.isEnabled,
                     warn: { Diagnostics.warn($0) })
+                job.leavesPartialOnSignal = true
                 _ = try await job.run()
                 return true
             } catch FetchError.noSignature {
