@@ -128,4 +128,36 @@ import Testing
         #expect(PacmanConfig(path: path).syncDatabase(repo: "core") == "/srv/db/sync/core.db")
         #expect(PacmanConfig(path: "/nonexistent").dbPath == "/var/lib/pacman/")
     }
+
+    @Test func databaseSignaturesFollowPacmansSigLevelRules() throws {
+        let path = "/tmp/ipfs-xfer-test-siglevel-\(getpid()).conf"
+        try FileSystem.writeAtomically(path, """
+            [options]
+            SigLevel = Required DatabaseOptional
+            [core]
+            Include = /x
+            [unsigned]
+            SigLevel = PackageRequired DatabaseNever
+            [strict]
+            SigLevel = Required
+            """)
+        defer { FileSystem.remove(path) }
+        let config = PacmanConfig(path: path)
+        #expect(config.databaseSignature(repo: "core") == .optional)
+        #expect(config.databaseSignature(repo: "unsigned") == .never)
+        #expect(config.databaseSignature(repo: "strict") == .required)
+        #expect(config.wantsPackageSignatures(repo: "unsigned"))
+        #expect(PacmanConfig(path: "/nonexistent").databaseSignature(repo: "core") == .optional, "pacman's default")
+    }
+
+    @Test func aDatabasesNewestEntryTellsItsAge() throws {
+        let directory = try TemporaryDirectory()
+        let record = PackageRecord(fileName: "a-1-1-any.pkg.tar.zst", size: 1, sha256: String(repeating: "0", count: 64))
+        let path = try makeSyncDatabase(in: directory, name: "core.db", packages: [record], compression: "-z")
+        let newest = try SyncDatabase(path: path).newestEntryTime()
+        #expect(abs(newest - Int(time(nil))) < 600)
+        try run(["touch", "-d", "2020-01-01", directory.path + "/tree-core.db/a-1-1/desc", directory.path + "/tree-core.db/a-1-1"])
+        try run(["bsdtar", "-zcf", directory.path + "/old.db", "-C", directory.path + "/tree-core.db", "a-1-1"])
+        #expect(try SyncDatabase(path: directory.path + "/old.db").newestEntryTime() < newest - 86_400)
+    }
 }

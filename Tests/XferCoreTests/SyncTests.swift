@@ -10,7 +10,6 @@ import Testing
         #expect(arguments.hasWork)
         #expect(arguments.configFile == "/c.conf")
         #expect(arguments.dbPath == "/db")
-        #expect(arguments.refreshOnly() == ["--config", "/c.conf", "-b/db", "-Syy"])
         #expect(arguments.withoutRefresh() == ["--config", "/c.conf", "-Su", "--needed", "-b/db", "firefox", "--", "-odd"])
         #expect(arguments.printingURLs() == [
             "--config", "/c.conf", "-Su", "--needed", "-b/db", "firefox",
@@ -24,7 +23,6 @@ import Testing
         #expect(arguments.refreshCount == 1)
         #expect(arguments.dbPath == "/d")
         #expect(arguments.cacheDirs == ["/c1", "/c2"])
-        #expect(arguments.refreshOnly() == ["--dbpath", "/d", "--cachedir=/c1", "--cachedir", "/c2", "-r", "/root", "-Sy"])
         #expect(arguments.withoutRefresh() == ["--sync", "--dbpath", "/d", "--cachedir=/c1", "--cachedir", "/c2", "-r", "/root", "x"])
     }
 

@@ -8,6 +8,7 @@ whatever sync leaves behind is fetched by pacman one file at a time, as usual.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -91,7 +92,9 @@ def test_sync_fetches_the_transaction_then_pacman_downloads_nothing(make_pacman,
     packages = [t.file for t in transfers if ".pkg.tar" in t.file]
     # Every package exactly once, all by sync (before pacman ran): pacman downloaded nothing more.
     assert sorted(packages) == sorted(package_file(manifest, n) for n in FIFTY)
-    assert [t.file for t in transfers if ".pkg.tar" not in t.file] == ["core.db", "extra.db"]
+    # The refresh fetched both databases at once (ipfs-xfer's own, not pacman's through XferCommand).
+    assert sorted(t.file for t in transfers if ".pkg.tar" not in t.file) == ["core.db", "extra.db"]
+    assert ":: ipfs-xfer: databases: core updated" in result.stdout
     assert {t.kind for t in transfers} == {"gateway"}
     assert ":: ipfs-xfer: 50 files" in result.stdout and "50 from IPFS" in result.stdout
     assert "Retrieving packages" not in result.stdout  # pacman found everything cached
@@ -110,7 +113,8 @@ def test_files_sync_cannot_fetch_are_left_to_pacman(make_pacman, sync_mirror, sy
     result = run_sync(setup, box, "-Sy", *names)
     print("\n" + result.stdout + result.stderr + "\n" + setup.report())
     assert result.returncode == 0, result.stderr
-    summary = next(line for line in result.stdout.splitlines() if line.startswith(":: ipfs-xfer:"))
+    summary = next(line for line in result.stdout.splitlines()
+                   if line.startswith(":: ipfs-xfer:") and not line.startswith(":: ipfs-xfer: databases:"))
     assert summary.startswith(":: ipfs-xfer: 9 files")
     for file in failing:
         assert file in summary  # left for pacman
@@ -195,3 +199,75 @@ def test_sync_without_a_transaction_runs_pacman_as_it_is(make_pacman, make_nginx
     assert search.returncode == 0 and "core/sx-core-00" in search.stdout
     missing = run_sync(setup, box, "-S", "no-such-package")
     assert missing.returncode == 1 and "target not found: no-such-package" in missing.stderr
+
+
+def arch_siglevels(box):
+    """pacman.conf as Arch has it for databases: each repo's signature optional (packages
+    unchecked here: the harness has no keyring)."""
+    box.conf.write_text(box.conf.read_text().replace("\nSigLevel = Never\n", "\nSigLevel = PackageNever DatabaseOptional\n"))
+
+
+def test_sync_refreshes_the_databases_itself_without_sleeps(make_pacman, make_nginx, sync_mirror, sync_gateway):
+    """`sync -Syu` with unsigned dbs under `DatabaseOptional`: ipfs-xfer refreshes both dbs at
+    once (no XferCommand call, so none of pacman's 2 s sleeps after each missing `.db.sig`),
+    under pacman's lock, and pacman then finds them current and downloads nothing."""
+    manifest, root, gateway = sync_mirror
+    nginx = make_nginx({"m1": NginxMirror(manifest.root)})
+    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"], repos=("core", "extra"))
+    setup = XferSetup(box, root, gateways=[gateway.url])
+    arch_siglevels(box)
+    (box.dbpath / "sync").mkdir(parents=True, exist_ok=True)
+    (box.dbpath / "sync" / "core.db.sig").write_bytes(b"a stale signature")
+    start = time.monotonic()
+    result = run_sync(setup, box, "-Syu")
+    seconds = time.monotonic() - start
+    print("\n" + result.stdout + result.stderr + "\n" + setup.report() + f"\n{seconds:.2f} s")
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr
+    assert ":: ipfs-xfer: databases: core updated" in result.stdout and "extra updated" in result.stdout
+    assert "Synchronizing package databases" not in result.stdout  # pacman itself did not refresh
+    for repo in ("core", "extra"):
+        assert sha256_of(box.dbpath / "sync" / f"{repo}.db") == sha256_of(manifest.root / manifest.repo_dir(repo) / f"{repo}.db")
+    assert sorted(box.sync_files()) == ["core.db", "extra.db"], "the stale .sig is gone, nothing else left"
+    assert not (box.dbpath / "db.lck").exists()
+    # Both .db.sig were asked for (404) and cost nothing: through XferCommand they would cost 2 s each.
+    sig_requests = [r for r in nginx.requests("m1") if r["path"].endswith(".db.sig")]
+    assert len(sig_requests) == 2 and all(r["status"] == 404 for r in sig_requests)
+    assert seconds < 4, f"{seconds:.2f} s"
+    # Nothing changed at the mirror: the next refresh keeps both.
+    again = run_sync(setup, box, "-Sy")
+    assert again.returncode == 0 and "core is up to date" in again.stdout and "extra is up to date" in again.stdout
+
+
+def test_sync_refresh_keeps_a_newer_database_and_respects_pacmans_lock(make_pacman, make_nginx, sync_mirror, sync_gateway, tmp_path):
+    """A mirror serving an older `core.db` (every entry a year older) does not replace the one in
+    place; a held `db.lck` stops the refresh with pacman's words and changes nothing."""
+    manifest, root, gateway = sync_mirror
+    old = tmp_path / "old-mirror"
+    shutil.copytree(manifest.root, old)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    db = old / manifest.repo_dir("core") / "core.db"
+    subprocess.run(["bsdtar", "-xf", str(db), "-C", str(unpacked)], check=True)
+    year_ago = time.time() - 365 * 86400
+    for path in [*unpacked.rglob("*"), unpacked]:
+        os.utime(path, (year_ago, year_ago))
+    db.unlink()
+    subprocess.run(["bsdtar", "-czf", str(db), "-C", str(unpacked), "."], check=True)
+    nginx = make_nginx({"m1": NginxMirror(manifest.root), "old": NginxMirror(old)})
+    box = make_pacman(mirrorlist=[nginx.url("m1") + "/$repo/os/$arch"], repos=("core", "extra"))
+    setup = XferSetup(box, None)
+    assert run_sync(setup, box, "-Sy").returncode == 0
+    current = sha256_of(box.dbpath / "sync" / "core.db")
+    box.mirrorlist_path.write_text(f"Server = {nginx.url('old')}/$repo/os/$arch\n")
+    result = run_sync(setup, box, "-Sy")
+    print("\n" + result.stdout + result.stderr)
+    assert result.returncode == 0, result.stderr
+    assert "core kept (the one served was older)" in result.stdout
+    assert "core.db from mirror" in result.stderr and "older than the one in place" in result.stderr
+    assert sha256_of(box.dbpath / "sync" / "core.db") == current
+    (box.dbpath / "db.lck").write_text("12345\n")
+    locked = run_sync(setup, box, "-Sy")
+    assert locked.returncode == 1 and "unable to lock database" in locked.stderr
+    assert sha256_of(box.dbpath / "sync" / "core.db") == current
+    assert (box.dbpath / "db.lck").read_text() == "12345\n", "another pacman's lock is left alone"

@@ -19,13 +19,24 @@ public struct PacmanConfig: Sendable, Equatable {
     private var packageSignaturesByDefault: Bool
     /// The repos with a SigLevel of their own (a list: a dictionary's first use costs pacman's
     /// per-file call a conformance scan, and pacman.conf names a handful of repos).
-    private var packageSignaturesByRepo: [RepoSigLevel]
+    private var repoSigLevels: [RepoSigLevel]
 
-    /// Whether one repo's own SigLevel checks its packages' signatures.
+    /// What one repo's own SigLevel says.
     private struct RepoSigLevel: Sendable, Equatable {
         let repo: String
         let checksPackages: Bool
+        let database: DatabaseSignature
     }
+
+    /// Whether pacman asks for a repo database's signature, and what it does without one.
+    public enum DatabaseSignature: Sendable, Equatable {
+        case never
+        /// Asked for; a missing one is fine (Arch's `DatabaseOptional`: Arch does not sign its dbs).
+        case optional
+        case required
+    }
+    /// What `[options]`' SigLevel says of databases.
+    private var databaseSignatureByDefault: DatabaseSignature
 
     /// pacman's built-in defaults.
     public static let defaultDBPath = "/var/lib/pacman/"
@@ -46,25 +57,48 @@ public struct PacmanConfig: Sendable, Equatable {
             repos.append(entry.section)
         }
         self.repos = repos
-        let defaultSignatures = Self.checksPackageSignatures(
-            options.filter { $0.key == "SigLevel" }.map(\.value), default: true)
+        let optionLevels = options.filter { $0.key == "SigLevel" }.map(\.value)
+        let defaultSignatures = Self.checksPackageSignatures(optionLevels, default: true)
+        let defaultDatabase = Self.databaseSignature(optionLevels, default: .optional)
         var repoSignatures: [RepoSigLevel] = []
         for repo in repos {
             let levels = entries.filter { $0.section == repo && $0.key == "SigLevel" }.map(\.value)
             if !levels.isEmpty {
                 repoSignatures.append(RepoSigLevel(
-                    repo: repo, checksPackages: Self.checksPackageSignatures(levels, default: defaultSignatures)))
+                    repo: repo, checksPackages: Self.checksPackageSignatures(levels, default: defaultSignatures),
+                    database: Self.databaseSignature(levels, default: defaultDatabase)))
             }
         }
         packageSignaturesByDefault = defaultSignatures
-        packageSignaturesByRepo = repoSignatures
+        databaseSignatureByDefault = defaultDatabase
+        repoSigLevels = repoSignatures
         let arch = options.last { $0.key == "Architecture" }?.value.split(separator: " ").first.map(String.init)
         architecture = arch == nil || arch == "auto" ? Self.machine() : arch!
     }
 
     /// Whether pacman asks for a repo's package `.sig` files (its SigLevel is not Never for packages).
     public func wantsPackageSignatures(repo: String) -> Bool {
-        packageSignaturesByRepo.first { $0.repo == repo }?.checksPackages ?? packageSignaturesByDefault
+        repoSigLevels.first { $0.repo == repo }?.checksPackages ?? packageSignaturesByDefault
+    }
+
+    /// Whether pacman asks for a repo database's `.sig`, and whether it may be missing.
+    public func databaseSignature(repo: String) -> DatabaseSignature {
+        repoSigLevels.first { $0.repo == repo }?.database ?? databaseSignatureByDefault
+    }
+
+    /// Applies SigLevel values as pacman's `process_siglevel` does, for the database half
+    /// (pacman's built-in default is `Optional`).
+    static func databaseSignature(_ levels: [String], default start: DatabaseSignature) -> DatabaseSignature {
+        var signature = start
+        for token in levels.flatMap({ $0.split(separator: " ") }) {
+            switch token {
+            case "Never", "DatabaseNever": signature = .never
+            case "Optional", "DatabaseOptional": signature = .optional
+            case "Required", "DatabaseRequired": signature = .required
+            default: break
+            }
+        }
+        return signature
     }
 
     /// Applies SigLevel values as pacman's `process_siglevel` does, for the package half only.

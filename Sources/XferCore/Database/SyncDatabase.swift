@@ -72,9 +72,21 @@ public struct SyncDatabase: Sendable {
     /// Thrown by a handler to stop reading early.
     private struct Stop: Error {}
 
+    /// The newest modification time of its entries (Unix seconds), which tells an older copy of
+    /// a repo's database from a newer one.
+    public func newestEntryTime() throws -> Int {
+        let tar = try readArchive(wants: { _ in false }, handle: { _, _ in })
+        return tar.newestTime
+    }
+
     /// Streams the file through the decompressor and the tar reader; returns the entry count.
     @discardableResult
     private func stream(wants: @escaping (String) -> Bool, handle: @escaping (String, [UInt8]) throws -> Void) throws -> Int {
+        try readArchive(wants: wants, handle: handle).entryCount
+    }
+
+    /// Reads the whole database through a tar reader handing it the entries `wants` names.
+    private func readArchive(wants: @escaping (String) -> Bool, handle: @escaping (String, [UInt8]) throws -> Void) throws -> TarReader {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -97,7 +109,7 @@ public struct SyncDatabase: Sendable {
             }
             try decompressor?.finish { try tar.consume($0) }
         } catch is Stop {
-            return tar.entryCount
+            return tar
         } catch let failure as Decompressor.Failure {
             throw ReadError(path: path, message: failure.message)
         } catch let failure as TarReader.Failure {
@@ -106,6 +118,6 @@ public struct SyncDatabase: Sendable {
         guard decompressor?.isComplete == true, tar.isAtBoundary else {
             throw ReadError(path: path, message: "truncated database")
         }
-        return tar.entryCount
+        return tar
     }
 }

@@ -23,6 +23,9 @@ final class TarReader {
     private var longName: String?
     /// Regular entries seen so far.
     private(set) var entryCount = 0
+    /// The newest modification time of an entry so far (Unix seconds): repo-add writes each
+    /// package's entry when it is added, so a later database has a newer one (or the same).
+    private(set) var newestTime = 0
 
     /// `wants` chooses the entries whose bodies `handle` receives (paths without a leading `./`).
     init(wants: @escaping (String) -> Bool, handle: @escaping (String, [UInt8]) throws -> Void) {
@@ -92,6 +95,7 @@ final class TarReader {
         longName = nil
         if name.hasPrefix("./") { name.removeFirst(2) }
         let isMeta = type == UInt8(ascii: "x") || type == UInt8(ascii: "L")
+        if !isMeta, let time = Self.number(header[136..<148]), time > newestTime { newestTime = time }
         let collect = isMeta || ((type == UInt8(ascii: "0") || type == 0) && wants(name))
         let padding = (512 - size % 512) % 512
         if size == 0 {

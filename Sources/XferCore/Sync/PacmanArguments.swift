@@ -36,11 +36,6 @@ public struct PacmanArguments: Sendable, Equatable {
         "config", "root", "dbpath", "cachedir", "gpgdir", "hookdir", "logfile", "arch", "sysroot", "color",
         "ignore", "ignoregroup", "assume-installed", "overwrite", "print-format",
     ]
-    /// Long options that apply to every operation, kept for the database refresh.
-    static let global: [String] = [
-        "config", "root", "dbpath", "cachedir", "gpgdir", "hookdir", "logfile", "arch", "sysroot", "color",
-        "noconfirm", "confirm", "debug", "disable-download-timeout", "noprogressbar", "verbose",
-    ]
     /// Sync flags that query or clean instead of installing: nothing to prefetch.
     static let queryLetters: [Character] = ["c", "s", "i", "l", "g", "p"]
     static let queryLongs: [String] = ["clean", "search", "info", "list", "groups", "print", "help", "version"]
@@ -155,21 +150,6 @@ public struct PacmanArguments: Sendable, Equatable {
             default: return token
             }
         })
-    }
-
-    /// Only the refresh: the global options, then `-S` and one `y` per refresh asked for.
-    public func refreshOnly() -> [String] {
-        var kept: [Token] = []
-        for token in tokens {
-            switch token {
-            case .long(let name, _, _) where Self.global.contains(name): kept.append(token)
-            case .short(let letters, let value, let attached) where value != nil:
-                kept.append(.short(letters: String(letters.last!), value: value, attached: attached))
-            default: break
-            }
-        }
-        kept.append(.short(letters: "S" + String(repeating: "y", count: refreshCount), value: nil, attached: false))
-        return render(kept)
     }
 
     /// The command that prints the repo and URL of every package the transaction needs, one

@@ -5,7 +5,7 @@ import CForkReader
 ///
 /// pacman runs XferCommand one file at a time (ParallelDownloads is ignored for it), so this
 /// asks pacman for the download list (`--print --print-format '%r %l'`, after refreshing the
-/// databases through XferCommand for `-y`), fetches everything into CacheDir several at a time,
+/// databases itself for `-y`: ``DatabaseRefresh``), fetches everything into CacheDir several at a time,
 /// and then runs pacman with the user's arguments, which finds the files cached. What could not
 /// be fetched is left to pacman, which gets it through XferCommand as usual.
 public struct PacmanSync: Sendable {
@@ -15,6 +15,7 @@ public struct PacmanSync: Sendable {
         case pacmanFailed(command: String, status: ChildProcess.Status)
         case system(SystemError)
         case noCacheDir([String])
+        case refresh(String)
 
         public var description: String {
             switch self {
@@ -22,6 +23,7 @@ public struct PacmanSync: Sendable {
             case .pacmanFailed(let command, .exited(let code)): "\(command) exited with status \(code)"
             case .pacmanFailed(let command, .signalled(let signal)): "\(command) was killed by signal \(signal)"
             case .system(let error): "\(error)"
+            case .refresh(let reason): "failed to synchronize all databases (\(reason))"
             case .noCacheDir(let directories):
                 "no writable CacheDir among \(directories.joined(separator: ", ")) (run as root, or as a user who may write there)"
             }
@@ -72,9 +74,7 @@ public struct PacmanSync: Sendable {
         }
         guard parsed.isSyncTransaction else { return .runPacman([pacman] + arguments) }
         if parsed.refreshCount > 0 {
-            let refresh = [pacman] + parsed.refreshOnly()
-            let status = try runChecked(refresh, capture: false).status
-            guard status == .exited(0) else { throw .pacmanFailed(command: refresh.joined(separator: " "), status: status) }
+            try await refreshDatabases(parsed)
             guard parsed.hasWork else { return .exit(0) }
         }
         let listing = [pacman] + parsed.printingURLs()
@@ -99,6 +99,31 @@ public struct PacmanSync: Sendable {
             say(":: ipfs-xfer: all \(plan.cached) packages already cached")
         }
         return .runPacman([pacman] + parsed.withoutRefresh())
+    }
+
+    /// `-y`: the databases refreshed here, all at once and without pacman's 2 s sleep after each
+    /// missing optional `.db.sig` (``DatabaseRefresh``); pacman then runs without `-y`.
+    private func refreshDatabases(_ parsed: PacmanArguments) async throws(Failure) {
+        let refresh = DatabaseRefresh(
+            config: config, pacman: pacmanConfig(parsed), force: parsed.refreshCount > 1, userAgent: userAgent, warn: warn)
+        let outcomes: [(repo: String, outcome: DatabaseRefresh.Outcome)]
+        do {
+            outcomes = try await refresh.run()
+        } catch {
+            throw .refresh("\(error)")
+        }
+        var said: [String] = []
+        var failures: [String] = []
+        for (repo, outcome) in outcomes {
+            switch outcome {
+            case .updated(let source): said.append("\(repo) updated (\(source))")
+            case .upToDate: said.append("\(repo) is up to date")
+            case .keptNewer: said.append("\(repo) kept (the one served was older)")
+            case .failed(let reason): failures.append("\(repo): \(reason)")
+            }
+        }
+        say(":: ipfs-xfer: databases: " + (said + failures.map { "failed \($0)" }).joined(separator: ", "))
+        guard failures.isEmpty else { throw .refresh(failures.joined(separator: "; ")) }
     }
 
     private func runChecked(_ argv: [String], capture: Bool) throws(Failure) -> (status: ChildProcess.Status, output: [UInt8]) {
