@@ -19,7 +19,9 @@ import Testing
         let name: String
     }
 
-    func fixture(mountCopy: [UInt8]? = nil, gateway: String = "http://127.0.0.1:1") throws -> Fixture {
+    /// The fixture for `payload` (this suite's 700 kB one by default) and its copy under the mount.
+    func fixture(payload: [UInt8]? = nil, mountCopy: [UInt8]? = nil, gateway: String = "http://127.0.0.1:1") throws -> Fixture {
+        let payload = payload ?? self.payload
         let directory = try TemporaryDirectory()
         try directory.write("mirror1/core/os/x86_64/\(fileName)", payload)
         try directory.write("mirror2/core/os/x86_64/\(fileName)", payload)

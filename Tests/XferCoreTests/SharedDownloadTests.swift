@@ -153,39 +153,17 @@ import Testing
 
 extension SharedDownloadTests {
     /// A 1.5 MB package whose copy under the "mount" (a plain directory) has one byte flipped
-    /// near its end, and two file:// mirrors with the right one.
+    /// near its end, two file:// mirrors with the right one, and a gateway refusing connections.
     @Test func aWrongPieceIsFetchedAgainFromTheOthersAndItsSourceBlamed() async throws {
         let payload = pseudoRandomBytes(1_500_000, seed: 11)
         var corrupt = payload
         corrupt[1_400_000] ^= 0x01
-        let cid = FetchJobTests.cid
-        let name = "shared-1.0-1-any.pkg.tar.zst"
-        let directory = try TemporaryDirectory()
-        try directory.write("mirror1/core/os/x86_64/\(name)", payload)
-        try directory.write("mirror2/core/os/x86_64/\(name)", payload)
-        try directory.write("ipfs/\(cid)/core/os/x86_64/\(name)", corrupt)
-        try directory.write("cache/.keep", [])
-        let record = PackageRecord(fileName: name, size: Int64(payload.count), sha256: sha256Hex(payload))
-        _ = try makeSyncDatabase(in: directory, name: "db/sync/core.db", packages: [record], compression: "-z")
-        try directory.write("pacman.conf", Array("[options]\nDBPath = \(directory.path)/db/\n".utf8))
-        try directory.write("mirrorlist", Array("""
-            Server = file://\(directory.path)/mirror1/$repo/os/$arch
-            Server = file://\(directory.path)/mirror2/$repo/os/$arch
-
-            """.utf8))
-        var config = XferConfig()
-        config.mirrorRoot = try MirrorRoot(parsing: "/ipfs/\(cid)")
-        config.gateways = []
-        config.mountPoint = directory.path + "/ipfs"
-        config.mirrorlists = [directory.path + "/mirrorlist"]
-        config.stateDir = directory.path + "/state"
-        config.pacmanConfig = directory.path + "/pacman.conf"
-        config.hedgeDelay = 30  // the mount sends it all; the mirrors come in only to mend it
-        let output = directory.path + "/cache/\(name).part"
-        let outcome = try await FetchJob(
-            url: "file://\(directory.path)/mirror1/core/os/x86_64/\(name)", output: output, config: config,
-            userAgent: nil, showsProgress: false, warn: { _ in }
-        ).run()
+        let suite = FetchJobTests()
+        // HedgeDelay 30 s: the mount sends it all, and the mirrors come in only to mend it.
+        let fixture = try suite.fixture(payload: payload, mountCopy: corrupt)
+        let config = fixture.config
+        let output = fixture.output
+        let outcome = try await suite.job(fixture).run()
         #expect(try FileSystem.readBytes(output) == payload)
         #expect(outcome.kind == .mirror)
         let state = try StateDirectory(path: config.stateDir)
@@ -195,7 +173,7 @@ extension SharedDownloadTests {
         let mount = try #require(lines.first { $0.kind == .mount })
         #expect(mount.bytes == 0 && mount.wasted == Int64(payload.count), "all it sent was replaced")
         #expect(lines.filter { $0.kind == .mirror }.map(\.bytes).reduce(0, +) == Int64(payload.count))
-        #expect(FileSystem.listDirectory(directory.path + "/cache").sorted() == [".keep", "\(name).part"])
+        #expect(FileSystem.listDirectory(fixture.cache).sorted() == [".keep", "\(fixture.name).part"])
     }
 }
 

@@ -20,6 +20,7 @@ Function scope:
 * ``nginx`` – one nginx mirror named ``"m1"`` serving ``mirror.root``;
   ``make_nginx({name: root | NginxMirror})`` for custom setups.
 * ``ipfs_mount`` – a started :class:`harness.fusefs.Mount` of the block store.
+* ``open_dir`` – a 0755 directory under /tmp, for tests that run ipfs-xfer as the download user.
 * ``make_pacman(mirrorlist=[…], xfercommand=None, **kw)`` – a fresh
   :class:`harness.pacman.PacmanSandbox` per call.
 * ``kubo_rpc`` – the session's stand-in kubo RPC (:class:`harness.kuborpc.KuboRPC`,
@@ -58,6 +59,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -390,3 +392,13 @@ def make_publish_node(make_seed_node):
 def publish_node(make_publish_node) -> PublishNode:
     """An empty kubo RPC stand-in with its own Ed25519 peer key, and a gateway over its flatfs dir."""
     return make_publish_node()
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every user can traverse, for tests that run ipfs-xfer as the download user
+    (pytest's own tmp is 0700)."""
+    top = Path(tempfile.mkdtemp(prefix="ipfs-xfer-open-", dir="/tmp"))
+    top.chmod(0o755)
+    yield top
+    shutil.rmtree(top, ignore_errors=True)

@@ -60,14 +60,6 @@ def scale_gateway(scale_ipfs):
     gateway.clear_log()
 
 
-@pytest.fixture
-def open_dir():
-    """A directory every user can traverse (pytest's own tmp is 0700)."""
-    top = Path(tempfile.mkdtemp(prefix="ipfs-xfer-scale-", dir="/tmp"))
-    top.chmod(0o755)
-    yield top
-    shutil.rmtree(top, ignore_errors=True)
-
 
 def open_up(path: Path) -> None:
     """Make a tree readable and traversable by everyone (the download user reads the dbs)."""

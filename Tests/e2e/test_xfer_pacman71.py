@@ -24,10 +24,8 @@ import os
 import pwd
 import random
 import re
-import shutil
 import signal
 import socket
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,14 +99,6 @@ def gw71(m71):
     m71.gateway.clear_faults()
     m71.gateway.clear_log()
 
-
-@pytest.fixture
-def open_dir():
-    """A directory every user can traverse (pytest's own tmp is 0700)."""
-    top = Path(tempfile.mkdtemp(prefix="ipfs-xfer-pacman71-", dir="/tmp"))
-    top.chmod(0o755)
-    yield top
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def make_box(top: Path, name: str, servers: list[str], user: str, *, root_cid: str | None = None,
