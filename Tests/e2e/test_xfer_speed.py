@@ -448,3 +448,24 @@ def test_stats_shows_each_sources_bytes_waste_and_rate(speed, speed_gateway, mak
     gateway_rate = float(shown[f"gateway {slow.url}"]["rate"])
     assert gateway_rate < float(shown[f"mirror {mirror.url}"]["rate"])
     assert gateway_rate <= 1_000_000, "the gateway was held to 500 kB/s"
+
+
+def test_a_mirror_without_ranges_still_serves_the_file_whole(speed, speed_gateway, make_pacman, make_nginx):
+    """The gateway breaks off after 1 MB, every time; the only mirror ignores ``Range`` (nginx
+    ``max_ranges 0``), so it cannot take the rest of a shared download. ipfs-xfer then races for
+    the whole file, the mirror's answer to the resumed request (200) makes it start over from
+    byte 0, and the file in the cache is right."""
+    nginx = make_nginx({"m": NginxMirror(speed.manifest.root, extra="max_ranges 0;")})
+    size, file = speed.package(SMALL).size, speed.file(SMALL)
+    speed_gateway.set_fault("truncate", match=file, times=100, after=1_000_000)
+    box = make_pacman(repos=("core",), mirrorlist=[nginx.url("m") + LAYOUT])
+    sync_over_the_mirror(box)
+    nginx.clear_requests()
+    setup = race(box, speed, speed_gateway.url)
+    seconds = pacman_ok(box, "-Sw", SMALL, timeout=30)
+    lines = lines_of(setup, file)
+    asked = [r for r in nginx.requests("m") if file in r["path"]]
+    print(report(setup, lines, seconds=seconds, size=size) + f"\n  mirror: {asked}")
+    assert any(r["range"] and r["status"] == 200 for r in asked), "a range was asked for and refused"
+    assert lines[-1].kind == "mirror" and lines[-1].bytes == size, "the mirror sent the whole file"
+    assert_cached(box, speed, SMALL, lines)

@@ -8,6 +8,9 @@ extension FetchJob {
         var healthChanges: [HealthChange]
         var speeds: [(key: String, speed: Speed)]
         var reasons: [String]
+        /// A source was dropped for its answer to a range request: a whole-file race, which
+        /// starts over from byte 0 where ranges are refused, may still get the file.
+        var rangeRefused = false
     }
 
     /// Fetches a package of known size and sha256 from the IPFS sources and, as the hedge rule
@@ -52,7 +55,10 @@ extension FetchJob {
             keepContiguous(of: path, from: prefixSize, contributions: contributions, workspace: workspace)
             return SharedResult(
                 delivery: nil, healthChanges: Self.healthChanges(contributions, blamed: []),
-                speeds: Self.speeds(contributions), reasons: Self.reasons(contributions))
+                speeds: Self.speeds(contributions), reasons: Self.reasons(contributions),
+                rangeRefused: contributions.contains { contribution in
+                    contribution.failure.map { ($0 as? PieceSink.Stop).map { $0 != .reached } ?? false } ?? false
+                })
         }
         var verified = (try? hasher.finish(size: record.size)) == record.sha256
         if !verified {

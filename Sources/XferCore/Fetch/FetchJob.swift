@@ -144,7 +144,9 @@ public struct FetchJob: Sendable {
             speeds = shared?.speeds ?? []
             reasons = shared?.reasons ?? []
         }
-        if delivery == nil && (shared == nil || shared?.reasons.isEmpty == true) {
+        // The whole-file race: for what is not shared, and after a shared download that did not
+        // work out for want of ranges or of a matching whole.
+        if delivery == nil && (shared == nil || shared?.reasons.isEmpty == true || shared?.rangeRefused == true) {
             let race = FetchRace(
                 ipfs: ipfs.map { ($0, rates.speed(of: $0.healthKey, now: now)) }, chain: chain, expectation: expectation,
                 workspace: workspace, timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
