@@ -216,6 +216,7 @@ def test_the_relay_trickles_after_n_bytes_without_going_silent(make_nginx, tmp_p
 
 SLOW_GATEWAY = [
     pytest.param(50_000, SMALL, id="50kB/s-4MiB"),
+    pytest.param(50_000, BIG, id="50kB/s-40MiB"),
     pytest.param(500_000, SMALL, id="500kB/s-4MiB"),
     pytest.param(500_000, BIG, id="500kB/s-40MiB"),
 ]
