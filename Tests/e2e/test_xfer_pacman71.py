@@ -93,11 +93,7 @@ def m71(tmp_path_factory):
 @pytest.fixture
 def gw71(m71):
     """The module's gateway with no faults and an empty log."""
-    m71.gateway.clear_faults()
-    m71.gateway.clear_log()
-    yield m71.gateway
-    m71.gateway.clear_faults()
-    m71.gateway.clear_log()
+    yield from m71.gateway.fresh()
 
 
 

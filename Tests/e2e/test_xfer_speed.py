@@ -82,11 +82,7 @@ def speed(tmp_path_factory):
 @pytest.fixture
 def speed_gateway(speed):
     """The module's gateway with no faults and an empty log."""
-    speed.gateway.clear_faults()
-    speed.gateway.clear_log()
-    yield speed.gateway
-    speed.gateway.clear_faults()
-    speed.gateway.clear_log()
+    yield from speed.gateway.fresh()
 
 
 def pacman_ok(box, *args, timeout: float = 60) -> float:

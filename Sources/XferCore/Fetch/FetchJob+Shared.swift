@@ -1,18 +1,6 @@
 import Glibc
 
 extension FetchJob {
-    /// What a shared download ended with: the verified file (if any), and what it taught about
-    /// the sources.
-    struct SharedResult: Sendable {
-        var delivery: Delivery?
-        var healthChanges: [HealthChange]
-        var speeds: [(key: String, speed: Speed)]
-        var reasons: [String]
-        /// A source was dropped for its answer to a range request: a whole-file race, which
-        /// starts over from byte 0 where ranges are refused, may still get the file.
-        var rangeRefused = false
-    }
-
     /// Fetches a package of known size and sha256 from the IPFS sources and, as the hedge rule
     /// says, the mirrors, sharing its bytes between them (``SharedDownload``). When the whole
     /// does not match the sha256, each contributor's ranges are fetched again from the others
@@ -21,7 +9,7 @@ extension FetchJob {
     func fetchShared(
         record: PackageRecord, ipfs: [any Source], chain: [any Source], rates: SourceRates, now: Int64,
         workspace: Workspace, board: ProgressBoard?, fileName: String
-    ) async -> SharedResult? {
+    ) async -> Fetched? {
         let start = Monotonic.nanoseconds()
         let path = workspace.temporaryPath()
         var prefixSize: Int64 = 0
@@ -42,7 +30,7 @@ extension FetchJob {
         guard let hasher = try? FileHasher(fd: fd, path: path) else { return nil }
         hasher.advance(to: prefixSize)
         workspace.markValid(path, upTo: prefixSize)  // an interrupt keeps the run from byte 0 only
-        let (complete, first) = await download.run(
+        let (complete, contiguous, first) = await download.run(
             ranges: [prefixSize..<record.size], fd: fd, path: path, board: board,
             written: { contiguous in
                 hasher.advance(to: contiguous)
@@ -52,8 +40,13 @@ extension FetchJob {
         var blamed: [String] = []
         guard complete else {
             hasher.cancel()
-            keepContiguous(of: path, from: prefixSize, contributions: contributions, workspace: workspace)
-            return SharedResult(
+            // The written run from byte 0 is the partial file to resume from; the rest goes.
+            if contiguous > 0 && truncate(path, off_t(contiguous)) == 0 {
+                workspace.givePrefix(path, size: contiguous)
+            } else {
+                unlink(path)
+            }
+            return Fetched(
                 delivery: nil, healthChanges: Self.healthChanges(contributions, blamed: []),
                 speeds: Self.speeds(contributions), reasons: Self.reasons(contributions),
                 rangeRefused: contributions.contains { contribution in
@@ -73,7 +66,7 @@ extension FetchJob {
                 let again = SharedDownload(
                     size: record.size, ipfs: others.map(remembered), chain: [],
                     rule: HedgeRule(delay: config.hedgeDelay, mirror: mirrorSpeed), timeouts: timeouts)
-                let (done, more) = await again.run(ranges: suspect.ranges, fd: fd, path: path, board: board) { _ in }
+                let (done, _, more) = await again.run(ranges: suspect.ranges, fd: fd, path: path, board: board) { _ in }
                 contributions += more
                 guard done, let check = try? FileHasher(fd: fd, path: path) else { continue }
                 verified = (try? check.finish(size: record.size)) == record.sha256
@@ -86,24 +79,12 @@ extension FetchJob {
             return nil
         }
         let seconds = Monotonic.seconds(since: start)
-        return SharedResult(
+        return Fetched(
             delivery: Self.delivery(
                 path: path, contributions: contributions, blamed: blamed, size: record.size, resumedFrom: prefixSize,
                 seconds: seconds, fileName: fileName, now: now),
             healthChanges: Self.healthChanges(contributions, blamed: blamed), speeds: Self.speeds(contributions),
             reasons: [])
-    }
-
-    /// Leaves the written run from byte 0 as the partial file to resume from; the rest goes.
-    private func keepContiguous(of path: String, from prefix: Int64, contributions: [SharedDownload.Contribution], workspace: Workspace) {
-        let ranges = contributions.flatMap(\.ranges).sorted { $0.lowerBound < $1.lowerBound }
-        var end = prefix
-        for range in ranges where range.lowerBound <= end { end = max(end, range.upperBound) }
-        if end > 0 && truncate(path, off_t(end)) == 0 {
-            workspace.givePrefix(path, size: end)
-        } else {
-            unlink(path)
-        }
     }
 
     /// The verified file as the job's output: the source that sent the most names it, and each

@@ -118,84 +118,40 @@ public struct FetchJob: Sendable {
         let line = ProgressLine(fileName: fileName, total: expectation.knownSize)
         let drawing = board.map { board in Task { await line.run(board: board) } }
         let rates = plan.ipfs.isEmpty ? SourceRates() : state?.loadRates() ?? SourceRates()
-        let rule = HedgeRule(
-            delay: config.hedgeDelay,
-            mirror: chain.first(where: { $0.kind == .mirror }).flatMap { rates.speed(of: $0.healthKey, now: now) }
-                ?? Speed.assumedMirror)
-        var delivery: Delivery?
-        var changes: [HealthChange] = []
-        var speeds: [(key: String, speed: Speed)] = []
-        var reasons: [String] = []
-        var shared: SharedResult?
-        /// Every source that answered said 404.
-        var nowhere = false
+        var fetched = Fetched()
         if case .exact(let record) = expectation, let fileCID = indexed?.cid,
            let segmented = await fetchSegmented(
                record: record, fileCID: fileCID, mapping: mapping, down: reader.down, workspace: workspace, board: board) {
-            delivery = segmented.delivery(fileName: fileName, now: now)
-            changes = segmented.healthChanges
+            fetched = Fetched(delivery: segmented.delivery(fileName: fileName, now: now), healthChanges: segmented.healthChanges)
         } else if case .exact(let record) = expectation, record.size >= SharedDownload.minimumSize, !ipfs.isEmpty,
                   !chain.isEmpty {
-            shared = await fetchShared(
+            // Nil: the pieces did not make the sha256, and the whole-file race below tries again.
+            fetched = await fetchShared(
                 record: record, ipfs: ipfs, chain: chain, rates: rates, now: now, workspace: workspace, board: board,
-                fileName: fileName)
-            delivery = shared?.delivery
-            changes = shared?.healthChanges ?? []
-            speeds = shared?.speeds ?? []
-            reasons = shared?.reasons ?? []
+                fileName: fileName) ?? Fetched()
         }
-        // The whole-file race: for what is not shared, and after a shared download that did not
-        // work out for want of ranges or of a matching whole.
-        if delivery == nil && (shared == nil || shared?.reasons.isEmpty == true || shared?.rangeRefused == true) {
-            let race = FetchRace(
-                ipfs: ipfs.map { ($0, rates.speed(of: $0.healthKey, now: now)) }, chain: chain, expectation: expectation,
-                workspace: workspace, timeouts: Timeouts(connect: config.connectTimeout, stall: config.stallTimeout),
-                rule: rule, board: board)
-            let result = await race.run()
-            changes += Self.healthChanges(result)
-            speeds += result.speeds
-            let answers = result.failures.filter { !$0.wasCancelled }.map(\.error)
-            nowhere = !answers.isEmpty && answers.allSatisfy { ($0 as? TransferError) == .status(404) }
-            reasons += result.failures.filter { !$0.wasCancelled }.map { "\($0.source.label): \($0.error)" }
-            delivery = result.winner.map { winner in
-                let outcome = Outcome(
-                    kind: winner.source.kind, source: winner.source.label, bytes: winner.file.size,
-                    seconds: winner.seconds, resumedFrom: winner.file.resumedFrom)
-                // Losers' bytes first, the winner's line last.
-                let wasted = result.failures.filter { $0.bytes > 0 }.map { failure in
-                    TransferLogEntry(
-                        time: now, file: fileName, bytes: 0, seconds: outcome.seconds, kind: failure.source.kind,
-                        source: failure.source.label, wasted: failure.bytes)
-                }
-                return Delivery(
-                    path: winner.file.path, outcome: outcome,
-                    logEntries: wasted + [TransferLogEntry(
-                        time: now, file: fileName, bytes: outcome.bytes - outcome.resumedFrom, seconds: outcome.seconds,
-                        kind: outcome.kind, source: outcome.source)],
-                    databaseRecords: winner.file.databaseRecords)
-            }
-        }
-        if isUnverified, var entries = delivery?.logEntries, !entries.isEmpty {
-            entries[entries.count - 1].unverified = true  // the line of the source that served it
-            delivery?.logEntries = entries
+        if fetched.delivery == nil && fetched.allowsWholeRace {
+            fetched.add(await fetchWhole(
+                ipfs: ipfs, chain: chain, expectation: expectation, isUnverified: isUnverified, rates: rates, now: now,
+                workspace: workspace, board: board, fileName: fileName))
         }
         drawing?.cancel()
         await drawing?.value
 
         do {
-            try state?.updateHealth(changes, now: now)
+            try state?.updateHealth(fetched.healthChanges, now: now)
             // Rates steer the hedge between IPFS and the mirrors; without IPFS they would only cost.
-            if !plan.ipfs.isEmpty { try state?.updateRates(speeds, now: now) }
+            if !plan.ipfs.isEmpty { try state?.updateRates(fetched.speeds, now: now) }
         } catch {
             warnings.once("state", "cannot update source health in \(config.stateDir): \(error)", warn: warn)
         }
-        guard let delivery else {
+        guard let delivery = fetched.delivery else {
             if showsProgress { line.clear() }
             // A signature no server has is how pacman learns a repo is unsigned (DatabaseOptional).
             await Self.finish(choice?.refresh, indexRefresh, within: 0)
-            if nowhere, mapping.file?.kind == .signature { throw FetchError.noSignature(file: fileName) }
+            if fetched.isNowhere, mapping.file?.kind == .signature { throw FetchError.noSignature(file: fileName) }
             throw FetchError.allSourcesFailed(
-                file: fileName, reasons: reasons.isEmpty ? ["no source is configured for it"] : reasons)
+                file: fileName, reasons: fetched.reasons.isEmpty ? ["no source is configured for it"] : fetched.reasons)
         }
         keepsPrefix = false  // a loser's partial file must not replace the winner
         do {
@@ -329,25 +285,6 @@ public struct FetchJob: Sendable {
                 warn: warn)
             return nil
         }
-    }
-
-    /// What the race says about each source's health.
-    static func healthChanges(_ result: FetchRace.Result) -> [HealthChange] {
-        var changes: [HealthChange] = []
-        let mirrorWon = result.winner?.source.kind == .mirror
-        for failure in result.failures {
-            if failure.wasCancelled {
-                // An IPFS source without a byte when a hedged mirror finished was too slow to start
-                // (mirrors only start after the hedge delay passed without IPFS progress).
-                if mirrorWon && failure.bytes == 0 && failure.source.kind.isIPFS {
-                    changes.append(.failed(failure.source.healthKey))
-                }
-            } else if Self.isSourceFailure(failure.error, kind: failure.source.kind) {
-                changes.append(.failed(failure.source.healthKey))
-            }
-        }
-        if let winner = result.winner { changes.append(.succeeded(winner.source.healthKey)) }
-        return changes
     }
 
     /// True for the errors that say the source itself is at fault, not the file or this machine.

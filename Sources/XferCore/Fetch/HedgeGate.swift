@@ -33,11 +33,9 @@ final class HedgeGate: Sendable {
         let now = Monotonic.nanoseconds()
         let runners = watched.withLock { watched in
             watched.map { entry in
-                let last = max(entry.progress.startTime, entry.progress.lastByteTime)
-                return HedgeRule.Runner(
-                    rate: entry.progress.rate(now: now), remembered: entry.remembered,
-                    silence: Double(now &- last) / 1e9,
-                    remaining: entry.progress.expectedTotal.map { $0 - entry.progress.total })
+                HedgeRule.Runner(
+                    progress: entry.progress, remembered: entry.remembered,
+                    remaining: entry.progress.expectedTotal.map { $0 - entry.progress.total }, now: now)
             }
         }
         return rule.startsMirror(elapsed: Double(now &- start) / 1e9, runners: runners, sharesWork: false)

@@ -19,6 +19,21 @@ struct HedgeRule: Sendable {
         var silence: Double
         /// Bytes it has left, when known (in a race; a shared download passes the file's).
         var remaining: Int64?
+
+        /// An attempt as its progress shows it at `now`.
+        init(progress: TransferProgress, remembered: Speed?, remaining: Int64?, now: UInt64) {
+            self.rate = progress.rate(now: now)
+            self.remembered = remembered
+            self.silence = Double(now &- max(progress.startTime, progress.lastByteTime)) / 1e9
+            self.remaining = remaining
+        }
+
+        init(rate: Double?, remembered: Speed?, silence: Double, remaining: Int64?) {
+            self.rate = rate
+            self.remembered = remembered
+            self.silence = silence
+            self.remaining = remaining
+        }
     }
 
     /// The user's `HedgeDelay`, in seconds.

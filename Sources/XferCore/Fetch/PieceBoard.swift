@@ -224,10 +224,7 @@ final class PieceBoard: Sendable {
         let left = remaining
         return state.withLock { state in
             state.participants.filter { $0.isIPFS && !$0.failed }.map { participant in
-                let last = max(participant.progress.startTime, participant.progress.lastByteTime)
-                return HedgeRule.Runner(
-                    rate: participant.progress.rate(now: now), remembered: participant.remembered,
-                    silence: Double(now &- last) / 1e9, remaining: left)
+                HedgeRule.Runner(progress: participant.progress, remembered: participant.remembered, remaining: left, now: now)
             }
         }
     }

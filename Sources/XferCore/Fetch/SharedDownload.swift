@@ -45,11 +45,11 @@ struct SharedDownload: Sendable {
 
     /// Fetches `ranges` of the file into `fd` (the file at `path`, `size` bytes when done);
     /// `written` hears the length of the file's complete run from byte 0 as it grows. Returns
-    /// whether every byte was written, and what each source did.
+    /// whether every byte was written, the length of that run, and what each source did.
     func run(
         ranges: [Range<Int64>], fd: Int32, path: String, board progressBoard: ProgressBoard?,
         written: @escaping @Sendable (Int64) -> Void
-    ) async -> (complete: Bool, contributions: [Contribution]) {
+    ) async -> (complete: Bool, contiguous: Int64, contributions: [Contribution]) {
         let board = PieceBoard(size: size, ranges: ranges, silentAfter: rule.delay)
         let start = Monotonic.nanoseconds()
         let ends = await withTaskGroup(of: [Contribution].self) { group in
@@ -82,7 +82,7 @@ struct SharedDownload: Sendable {
             }
             return all
         }
-        return (board.isComplete, ends)
+        return (board.isComplete, board.contiguous, ends)
     }
 
     /// One source's part: pieces until the file is complete, the source fails, or the task is cancelled.

@@ -57,11 +57,16 @@ public final class Workspace: Sendable {
     /// pacman 7.1's other download directories (``strayPartials()``).
     public func preparePrefix(resumable: Bool, limit: Int64?) {
         // One pass over the directory (CacheDir holds thousands of packages) finds this file's
-        // temporary files and, among other hidden ones, stale temporary files of other downloads.
+        // temporary files, stale temporary files of other downloads among the other hidden ones,
+        // and, in CacheDir, pacman 7.1's download directories.
+        let isSandbox = FileSystem.baseName(directory).hasPrefix(Self.sandboxPrefix)
         var candidates: [String] = []
-        for name in FileSystem.listDirectory(directory, prefix: ".") {
+        var sandboxes: [String] = []
+        for name in FileSystem.listDirectory(directory, prefixes: isSandbox ? ["."] : [".", Self.sandboxPrefix]) {
             if name.hasPrefix(prefixName) {
                 candidates.append("\(directory)/\(name)")
+            } else if name.hasPrefix(Self.sandboxPrefix) {
+                sandboxes.append("\(directory)/\(name)")
             } else if Self.isStaleTemporaryFile(name, in: directory) {
                 unlink("\(directory)/\(name)")
             }
@@ -70,7 +75,7 @@ public final class Workspace: Sendable {
             let moved = temporaryPath()
             if rename(output, moved) == 0 { candidates.append(moved) } else { unlink(output) }
         }
-        if resumable { candidates += strayPartials() }
+        if resumable { candidates += strayPartials(isSandbox: isSandbox, sandboxesBelow: sandboxes) }
         let sized = candidates.compactMap { path in FileSystem.fileSize(path).map { (path, $0) } }
         let best = sized.filter { resumable && $0.1 > 0 && $0.1 < (limit ?? .max) }.max { $0.1 < $1.1 }
         for (path, _) in sized where path != best?.0 { unlink(path) }
@@ -83,29 +88,38 @@ public final class Workspace: Sendable {
     /// without DownloadUser killed mid-file), or, for a `%o` in CacheDir itself, in the
     /// `download-*` directories below it. Each is moved (or, from a directory this user cannot
     /// write, copied) to a fresh temporary path; a `download-*` directory emptied so is removed.
-    func strayPartials() -> [String] {
+    /// `sandboxesBelow` are the `download-*` directories of a `%o` in CacheDir itself.
+    func strayPartials(isSandbox: Bool, sandboxesBelow: [String]) -> [String] {
         let name = FileSystem.baseName(output)
-        var places: [String] = []
-        var parent = directory
-        if FileSystem.baseName(directory).hasPrefix(Self.sandboxPrefix) {
-            parent = FileSystem.directoryName(directory)
-            places.append(parent)
+        let partials = { (place: String) in [name].filter { FileSystem.exists("\(place)/\($0)") } }
+        var sandboxes = sandboxesBelow
+        var found: [(place: String, files: [String])] = []
+        if isSandbox {
+            let parent = FileSystem.directoryName(directory)
+            var files = partials(parent)
+            // One pass over CacheDir: the other download directories, and this file's temporary files.
+            for entry in FileSystem.listDirectory(parent, prefixes: [Self.sandboxPrefix, prefixName]) {
+                if entry.hasPrefix(prefixName) {
+                    files.append(entry)
+                } else if "\(parent)/\(entry)" != directory {
+                    sandboxes.append("\(parent)/\(entry)")
+                }
+            }
+            found.append((parent, files))
         }
-        for sibling in FileSystem.listDirectory(parent, prefix: Self.sandboxPrefix) where "\(parent)/\(sibling)" != directory {
-            places.append("\(parent)/\(sibling)")
+        for sandbox in sandboxes {
+            found.append((sandbox, partials(sandbox) + FileSystem.listDirectory(sandbox, prefixes: [prefixName])))
         }
         var taken: [String] = []
-        for place in places {
-            let found = [name].filter { FileSystem.exists("\(place)/\($0)") }
-                + FileSystem.listDirectory(place, prefix: prefixName)
-            for file in found {
+        for (place, files) in found {
+            for file in files {
                 let source = "\(place)/\(file)"
                 let target = temporaryPath()
                 if rename(source, target) == 0 || (try? FileSystem.copyFile(source, to: target)) != nil {
                     taken.append(target)
                 }
             }
-            if place != parent && !found.isEmpty { rmdir(place) }  // only when nothing else is in it
+            if sandboxes.contains(place) && !files.isEmpty { rmdir(place) }  // only when nothing else is in it
         }
         return taken
     }

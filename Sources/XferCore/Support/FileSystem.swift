@@ -219,21 +219,31 @@ public enum FileSystem {
 
     /// The names in a directory that start with `prefix`, without `.` and `..`; empty when it
     /// cannot be read.
+    public static func listDirectory(_ path: String, prefix: String = "") -> [String] {
+        listDirectory(path, prefixes: [prefix])
+    }
+
+    /// The names in a directory that start with any of `prefixes`, in one pass, without `.` and
+    /// `..`; empty when it cannot be read.
     ///
     /// Names are compared as bytes before any String is made: pacman's CacheDir holds thousands
     /// of packages, and a call looks there for its own few temporary files.
-    public static func listDirectory(_ path: String, prefix: String = "") -> [String] {
+    public static func listDirectory(_ path: String, prefixes: [String]) -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
+        let wanted = prefixes.map { Array($0.utf8) }
         var names: [String] = []
-        var prefix = prefix
-        prefix.withUTF8 { wanted in
-            while let entry = readdir(directory) {
-                withUnsafeBytes(of: &entry.pointee.d_name) { raw in
-                    guard wanted.isEmpty || memcmp(raw.baseAddress!, wanted.baseAddress!, wanted.count) == 0 else { return }
-                    let name = String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-                    if name != "." && name != ".." && name.utf8.count >= wanted.count { names.append(name) }
+        while let entry = readdir(directory) {
+            withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                let length = strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+                let matches = wanted.contains { prefix in
+                    prefix.isEmpty
+                        || (prefix.count <= length
+                            && prefix.withUnsafeBytes { memcmp(raw.baseAddress!, $0.baseAddress!, prefix.count) == 0 })
                 }
+                guard matches else { return }
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: raw[0..<length]), as: UTF8.self)
+                if name != "." && name != ".." { names.append(name) }
             }
         }
         return names

@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterator
 
 from .procutil import stop_process
 
@@ -141,3 +141,12 @@ class StandinControl:
     def clear_log(self) -> None:
         """Forget the request log."""
         self._control("DELETE", "/_standin/log")
+
+    def fresh(self) -> Iterator[Any]:
+        """For a function-scoped fixture over a module's stand-in: yields it with no fault rules
+        and an empty log, and clears both again when the test is done."""
+        self.clear_faults()
+        self.clear_log()
+        yield self
+        self.clear_faults()
+        self.clear_log()
